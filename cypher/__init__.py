@@ -1,0 +1,1 @@
+"""Canned Cypher queries, one per file, shipped as package data."""

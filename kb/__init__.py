@@ -1,0 +1,3 @@
+"""kb: a knowledge base of security detection rules across six vendors, on a graph."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,37 @@
+"""Shared fixtures: the pinned corpora under ../shared/corpora, read in place."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from kb.sources import Source
+
+CORPORA = Path(os.environ.get(
+    "KB_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
+
+ARCHIVES = {
+    "sigma": "sigmahq-sigma.tar.gz",
+    "elastic": "elastic-detection-rules.tar.gz",
+    "splunk": "splunk-security_content.tar.gz",
+    "sentinel": "azure-sentinel-2022-02.tar.gz",
+    "chronicle": "chronicle-detection-rules.tar.gz",
+    "panther": "panther-analysis.tar.gz",
+}
+ATTACK_BUNDLE = CORPORA / "mitre-attack-enterprise-18.1-stix21.json.gz"
+
+
+@cache
+def corpus_source(vendor: str) -> Source:
+    """The vendor's pinned snapshot, opened once per test session."""
+    return Source.open(CORPORA / ARCHIVES[vendor])
+
+
+@pytest.fixture(scope="session")
+def corpora_dir() -> Path:
+    if not CORPORA.is_dir():
+        pytest.fail(f"the pinned corpora are missing: {CORPORA} (set KB_CORPORA)")
+    return CORPORA
