@@ -6,11 +6,12 @@ under one top-level folder (as a GitHub export does) is rooted inside that folde
 
 from __future__ import annotations
 
+import fnmatch
 import tarfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from kb.errors import SourceError
 
@@ -49,7 +50,7 @@ class Source:
         return sorted(self._files)
 
     def glob(self, pattern: str) -> Iterator[str]:
-        """Paths matching a glob such as `rules/**/*.yml` (`**` matches any depth, even none)."""
+        """Paths matching a glob such as `rules/**/*.yml`."""
         for path in self.paths():
             if _glob_match(path, pattern):
                 yield path
@@ -70,10 +71,10 @@ class Source:
 
 
 def _glob_match(path: str, pattern: str) -> bool:
-    pure = PurePosixPath(path)
-    if pure.match(pattern):
+    """fnmatch semantics, where `*` also crosses folders; `/**/` may match a single `/`."""
+    if fnmatch.fnmatchcase(path, pattern):
         return True
-    return "/**/" in pattern and pure.match(pattern.replace("/**/", "/"))
+    return "/**/" in pattern and fnmatch.fnmatchcase(path, pattern.replace("/**/", "/"))
 
 
 def _folder_files(root: Path) -> dict[str, bytes | Path]:
