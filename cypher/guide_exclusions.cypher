@@ -1,0 +1,19 @@
+// Authoring guide, exclusions: the false-positive filters (rows of a top-level NOT) the
+// technique's rules carry, with how many rules exclude each.
+// Parameters: technique, include_subtechniques, include_deprecated, platform, domain, vendor
+//   ('' means any), limit.
+// Columns: field, op, value, rules.
+// :params {technique: 'T1505', include_subtechniques: true, include_deprecated: false, platform: '', domain: '', vendor: '', limit: 25}
+MATCH (t:Technique)
+WHERE t.id = $technique OR ($include_subtechniques AND t.parent = $technique)
+MATCH (r:Rule)-[:DETECTS]->(t)
+WHERE ($include_deprecated OR r.deprecated = false)
+  AND ($platform = '' OR $platform IN r.platforms)
+  AND ($domain = '' OR r.domain = $domain) AND ($vendor = '' OR r.vendor = $vendor)
+WITH DISTINCT r
+MATCH (r)-[u:USES]->(v:Value)
+WHERE u.exclusion = true
+WITH v.field AS field, u.op AS op, v.value AS value, count(DISTINCT r) AS rules
+RETURN field, op, value, rules
+ORDER BY rules DESC, field, op, value
+LIMIT $limit

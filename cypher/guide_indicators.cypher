@@ -1,0 +1,23 @@
+// Authoring guide, top indicators: (field, op, value) the technique's rules match on, with
+// the rules using each under the technique and its corpus reach (distinct rules across the
+// whole catalogue using the same field, op and value).
+// Parameters: technique, include_subtechniques, include_deprecated, platform, domain, vendor
+//   ('' means any), limit.
+// Columns: field, op, value, rules, reach.
+// :params {technique: 'T1505', include_subtechniques: true, include_deprecated: false, platform: '', domain: '', vendor: '', limit: 25}
+MATCH (t:Technique)
+WHERE t.id = $technique OR ($include_subtechniques AND t.parent = $technique)
+MATCH (r:Rule)-[:DETECTS]->(t)
+WHERE ($include_deprecated OR r.deprecated = false)
+  AND ($platform = '' OR $platform IN r.platforms)
+  AND ($domain = '' OR r.domain = $domain) AND ($vendor = '' OR r.vendor = $vendor)
+WITH DISTINCT r
+MATCH (r)-[u:USES]->(v:Value)
+WHERE u.negated = false AND u.op <> 'is_not_null'
+WITH v, u.op AS op, count(DISTINCT r) AS rules
+MATCH (other:Rule)-[o:USES]->(v)
+WHERE o.op = op AND o.negated = false
+WITH v.field AS field, op, v.value AS value, rules, count(DISTINCT other) AS reach
+RETURN field, op, value, rules, reach
+ORDER BY rules DESC, reach DESC, field, op, value
+LIMIT $limit

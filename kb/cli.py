@@ -1,0 +1,269 @@
+"""The `kb` command: build a knowledge base, read technique guides, parse and query rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from kb import render
+from kb.build import build as build_kb
+from kb.demo import DEMO_TECHNIQUE, demo_attack_bundle, demo_sources
+from kb.errors import KbError, UserError
+from kb.graph.backend import Backend
+from kb.parse import parse_paths
+from kb.queries import DEFAULT_DB, canned_queries, guide, open_kb, run_query
+from kb.report import LoadReport
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USER_ERROR = 2
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+console = Console()
+errors = Console(stderr=True)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class DataFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+DbOption = Annotated[Path, typer.Option("--db", help="LadybugDB knowledge base file.",
+                                        envvar="KB_DB")]
+Neo4jOption = Annotated[str, typer.Option(
+    "--neo4j", help="Neo4j Bolt URI; credentials from KB_NEO4J_USER / KB_NEO4J_PASSWORD.",
+    show_default=False)]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
+         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log errors only.")] = False
+         ) -> None:
+    """kb: an open knowledge base of security detection rules, on a graph."""
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s",
+                        handlers=[RichHandler(console=errors, show_path=False)])
+    logging.getLogger("neo4j").setLevel(logging.ERROR)
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """User mistakes print one line and exit 2; other known failures exit 1."""
+    try:
+        yield
+    except UserError as error:
+        errors.print(f"kb: error: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    except KbError as error:
+        errors.print(f"kb: failed: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_FAILURE) from None
+
+
+@contextmanager
+def _opened(db: Path, neo4j: str, read_only: bool = True) -> Iterator[Backend]:
+    backend = open_kb(db, neo4j or None, read_only=read_only)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@app.command()
+def build(
+    source: Annotated[list[Path], typer.Option(
+        "--source", "-s", help="A checkout, folder, .tar.gz or .zip of rules; repeatable.")],
+    attack: Annotated[Path, typer.Option(help="ATT&CK STIX bundle (.json or .json.gz).")],
+    db: DbOption = Path(DEFAULT_DB),
+    neo4j: Neo4jOption = "",
+    report: Annotated[Path | None, typer.Option(
+        help="Where to write the JSON load report [default: beside the database].",
+        show_default=False)] = None,
+) -> None:
+    """Build the knowledge base from rule sources and an ATT&CK bundle (rebuilding is safe)."""
+    with _reported_errors():
+        result = _run_build(source, attack, db, neo4j)
+    target = report or (Path("kb-build-report.json") if neo4j else db.with_suffix(".report.json"))
+    result.write(target)
+    console.print(f"Load report written to {target}")
+
+
+def _run_build(sources: list[Path], attack: Path, db: Path, neo4j: str) -> LoadReport:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with _opened(db, neo4j, read_only=False) as backend, \
+            Progress(*columns, console=errors, transient=True) as progress:
+        task = progress.add_task("parsing rules", total=None)
+
+        def advance(stage: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = build_kb(sources, attack, backend, progress=advance)
+    render.load_report(console, report)
+    return report
+
+
+@app.command("guide")
+def guide_command(
+    technique: Annotated[str, typer.Argument(help="ATT&CK technique id, e.g. T1505.")],
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    subtechniques: Annotated[bool, typer.Option(
+        "--subtechniques/--no-subtechniques", help="Take in the sub-techniques.")] = True,
+    platform: Annotated[str, typer.Option(help="Only rules for this platform.")] = "",
+    domain: Annotated[str, typer.Option(
+        help="Only rules of this domain (endpoint, network, cloud, ...).")] = "",
+    vendor: Annotated[str, typer.Option(help="Only this vendor's rules.")] = "",
+    deprecated: Annotated[bool, typer.Option(
+        "--deprecated/--no-deprecated", help="Take in deprecated rules.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows per section.")] = 25,
+    db: DbOption = Path(DEFAULT_DB),
+    neo4j: Neo4jOption = "",
+) -> None:
+    """The authoring guide of a technique: events, fields, indicators, exclusions, rules."""
+    with _reported_errors(), _opened(db, neo4j) as backend:
+        result = guide(backend, technique, subtechniques, deprecated, platform, domain, vendor,
+                       limit)
+    if format is Format.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    elif format is Format.markdown:
+        print(render.guide_markdown(result))
+    else:
+        render.guide_text(console, result)
+
+
+@app.command()
+def parse(
+    files: Annotated[list[Path], typer.Argument(help="Rule files, folders or archives.")],
+    format: Annotated[DataFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        DataFormat.text),
+) -> None:
+    """Parse rule files into predicates, with no database."""
+    with _reported_errors():
+        records = parse_paths(list(files))
+    if format is DataFormat.json:
+        print(json.dumps([record.as_dict() for record in records], indent=2))
+    else:
+        render.parsed_rules(console, records)
+
+
+@app.command()
+def rule(
+    uid: Annotated[str, typer.Argument(help="Rule uid, e.g. sigma:<id>.")],
+    format: Annotated[DataFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        DataFormat.text),
+    db: DbOption = Path(DEFAULT_DB),
+    neo4j: Neo4jOption = "",
+) -> None:
+    """One rule: its metadata, techniques, event types and predicate rows."""
+    with _reported_errors(), _opened(db, neo4j) as backend:
+        rows = run_query(backend, "rule", uid=uid)
+        if not rows:
+            raise UserError(f"no rule {uid!r} in the knowledge base")
+        predicates = run_query(backend, "rule_predicates", uid=uid)
+    if format is DataFormat.json:
+        print(json.dumps({**rows[0], "predicates": predicates}, indent=2))
+    else:
+        render.rule_text(console, rows[0], predicates)
+
+
+@app.command()
+def stats(
+    format: Annotated[DataFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        DataFormat.text),
+    db: DbOption = Path(DEFAULT_DB),
+    neo4j: Neo4jOption = "",
+) -> None:
+    """The catalogue by vendor, and where it came from."""
+    with _reported_errors(), _opened(db, neo4j) as backend:
+        rows = run_query(backend, "stats")
+        info = run_query(backend, "kb_info")
+    if format is DataFormat.json:
+        print(json.dumps({"vendors": rows, "info": info}, indent=2))
+    else:
+        render.rows_table(console, "Rules by vendor", rows)
+        render.rows_table(console, "Build", info)
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="Canned query name; leave out to list them.")] = "",
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="key=value; repeatable.", show_default=False)] = None,
+    format: Annotated[DataFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        DataFormat.text),
+    db: DbOption = Path(DEFAULT_DB),
+    neo4j: Neo4jOption = "",
+) -> None:
+    """Run a canned Cypher query by name with parameters."""
+    with _reported_errors():
+        if not name:
+            render.query_list(console, canned_queries())
+            return
+        params = _query_params(name, param or [])
+        with _opened(db, neo4j) as backend:
+            rows = run_query(backend, name, **params)
+    if format is DataFormat.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        render.rows_table(console, name, rows)
+
+
+def _query_params(name: str, items: list[str]) -> dict[str, Any]:
+    """`key=value` options, each value typed like the query's default for that key."""
+    queries = canned_queries()
+    if name not in queries:
+        raise UserError(f"no canned query named {name!r} (known: {', '.join(queries)})")
+    defaults = queries[name].defaults
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--param {item!r}: expected key=value")
+        params[key] = _typed_like(defaults.get(key, ""), key, value)
+    return params
+
+
+def _typed_like(default: Any, key: str, value: str) -> Any:
+    if isinstance(default, bool):
+        if value.lower() not in ("true", "false"):
+            raise UserError(f"--param {key}: expected true or false, got {value!r}")
+        return value.lower() == "true"
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise UserError(f"--param {key}: expected a whole number, got {value!r}") from None
+    return value
+
+
+@app.command()
+def demo(
+    db: Annotated[Path | None, typer.Option(
+        "--db", help="Where to build the demo knowledge base [default: a temporary folder].",
+        show_default=False)] = None,
+) -> None:
+    """Build from the bundled sample rules and ATT&CK subset, then show one guide."""
+    with _reported_errors(), tempfile.TemporaryDirectory() as scratch:
+        target = db or Path(scratch) / "demo.lbug"
+        sources = demo_sources()
+        _run_build(sources, demo_attack_bundle(), target, "")
+        with _opened(target, "") as backend:
+            result = guide(backend, DEMO_TECHNIQUE)
+        render.guide_text(console, result)

@@ -1,0 +1,138 @@
+"""Turn an ATT&CK catalogue and rule records into the rows of `GraphTables`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from kb.graph.backend import GraphTables, Row
+from kb.model import PredicateRow, RuleRecord
+from kb.normalize import indicator
+from loaders.attack import AttackCatalog
+
+_ENDPOINT_PLATFORMS = frozenset({"windows", "linux", "macos"})
+
+
+def graph_tables(catalog: AttackCatalog, records: Iterable[RuleRecord],
+                 info: dict[str, str]) -> GraphTables:
+    tables = GraphTables()
+    _add_attack(tables, catalog)
+    known_techniques = catalog.technique_ids()
+    fields: dict[str, Row] = {}
+    values: dict[str, Row] = {}
+    event_types: dict[str, Row] = {}
+    for record in records:
+        _add_rule(tables, record, known_techniques)
+        _add_predicates(tables, record, fields, values)
+        _add_event_types(tables, record, event_types)
+    tables.nodes["Field"] = list(fields.values())
+    tables.nodes["Value"] = list(values.values())
+    tables.rels["OF_FIELD"] = [{"_from": key, "_to": row["field"]} for key, row in values.items()
+                               if row["field"]]
+    tables.nodes["EventType"] = list(event_types.values())
+    tables.nodes["KbInfo"] = [{"key": key, "value": value} for key, value in info.items()]
+    return tables
+
+
+def _add_attack(tables: GraphTables, catalog: AttackCatalog) -> None:
+    tables.nodes["Technique"] = [dict(t) for t in catalog.techniques]
+    tables.nodes["Tactic"] = [dict(t) for t in catalog.tactics]
+    known = catalog.technique_ids()
+    tactic_ids = {tactic["shortname"]: tactic["id"] for tactic in catalog.tactics}
+    for technique in catalog.techniques:
+        if technique["parent"] in known:
+            tables.rels["SUBTECHNIQUE_OF"].append(
+                {"_from": technique["id"], "_to": technique["parent"]})
+        for tactic in technique["tactics"]:
+            if tactic in tactic_ids:
+                tables.rels["IN_TACTIC"].append({"_from": technique["id"],
+                                                 "_to": tactic_ids[tactic]})
+    _add_detection_model(tables, catalog)
+
+
+def _add_detection_model(tables: GraphTables, catalog: AttackCatalog) -> None:
+    components = {c["stix_id"]: c["id"] for c in catalog.data_components}
+    analytics = {a["stix_id"]: a["id"] for a in catalog.analytics}
+    known = catalog.technique_ids()
+    tables.nodes["DataComponent"] = [
+        {"id": c["id"], "name": c["name"], "stix_id": c["stix_id"]} for c in catalog.data_components]
+    tables.nodes["Analytic"] = [
+        {"id": a["id"], "name": a["name"], "platforms": a["platforms"], "stix_id": a["stix_id"]}
+        for a in catalog.analytics]
+    tables.nodes["DetectionStrategy"] = [
+        {"id": s["id"], "name": s["name"], "stix_id": s["stix_id"]}
+        for s in catalog.detection_strategies]
+    for strategy in catalog.detection_strategies:
+        tables.rels["STRATEGY_FOR"].extend(
+            {"_from": strategy["id"], "_to": t} for t in strategy["techniques"] if t in known)
+        tables.rels["HAS_ANALYTIC"].extend(
+            {"_from": strategy["id"], "_to": analytics[a]} for a in strategy["analytics"]
+            if a in analytics)
+    for analytic in catalog.analytics:
+        for source in analytic["log_sources"]:
+            component = components.get(source.get("x_mitre_data_component_ref", ""))
+            if component:
+                tables.rels["NEEDS"].append({
+                    "_from": analytic["id"], "_to": component,
+                    "log_source": f"{source.get('name', '')}:{source.get('channel', '')}"})
+
+
+def _add_rule(tables: GraphTables, record: RuleRecord, known_techniques: set[str]) -> None:
+    tables.nodes["Rule"].append({
+        "uid": record.uid, "vendor": record.vendor, "native_id": record.native_id,
+        "title": record.title, "language": record.language, "path": record.path,
+        "source": record.source_name, "status": record.status, "deprecated": record.deprecated,
+        "severity": record.severity, "platforms": list(record.platforms),
+        "domain": rule_domain(record), "parse_status": record.parse_status,
+        "problem_count": len(record.problems),
+        "properties": json.dumps(record.properties, sort_keys=True, default=str),
+    })
+    tables.rels["DETECTS"].extend({"_from": record.uid, "_to": technique}
+                                  for technique in record.techniques
+                                  if technique in known_techniques)
+
+
+def rule_domain(record: RuleRecord) -> str:
+    """The rule's domain: the loader's word for it, else endpoint for an endpoint platform."""
+    domain = record.properties.get("domain")
+    if domain:
+        return str(domain)
+    return "endpoint" if _ENDPOINT_PLATFORMS & set(record.platforms) else "other"
+
+
+def _add_predicates(tables: GraphTables, record: RuleRecord, fields: dict[str, Row],
+                    values: dict[str, Row]) -> None:
+    filters: dict[tuple[object, ...], Row] = {}
+    uses: dict[tuple[object, ...], Row] = {}
+    for row in record.predicates:
+        field_name, value = indicator(row)
+        if field_name:
+            _remember_field(fields, field_name, row, record.vendor)
+            edge = {"_from": record.uid, "_to": field_name, **_edge_props(row)}
+            filters.setdefault(tuple(edge.values()), edge)
+        key = f"{field_name}={value}"
+        values.setdefault(key, {"key": key, "field": field_name, "value": value})
+        edge = {"_from": record.uid, "_to": key, **_edge_props(row), "raw_value": row.value}
+        uses.setdefault(tuple(edge.values()), edge)
+    tables.rels["FILTERS"].extend(filters.values())
+    tables.rels["USES"].extend(uses.values())
+
+
+def _remember_field(fields: dict[str, Row], name: str, row: PredicateRow, vendor: str) -> None:
+    entry = fields.setdefault(name, {"name": name, "mapped": bool(row.canonical_field),
+                                     "aliases": []})
+    alias = f"{vendor}:{row.field}"
+    if alias not in entry["aliases"]:
+        entry["aliases"].append(alias)
+
+
+def _edge_props(row: PredicateRow) -> Row:
+    return {"op": row.op, "negated": row.negated, "exclusion": row.exclusion,
+            "raw_field": row.field}
+
+
+def _add_event_types(tables: GraphTables, record: RuleRecord, event_types: dict[str, Row]) -> None:
+    for key in dict.fromkeys(record.event_types):
+        vendor, _, name = key.partition(":")
+        event_types.setdefault(key, {"key": key, "name": name, "source": vendor})
+        tables.rels["OBSERVES"].append({"_from": record.uid, "_to": key})
