@@ -55,7 +55,8 @@ def _add_detection_model(tables: GraphTables, catalog: AttackCatalog) -> None:
     analytics = {a["stix_id"]: a["id"] for a in catalog.analytics}
     known = catalog.technique_ids()
     tables.nodes["DataComponent"] = [
-        {"id": c["id"], "name": c["name"], "stix_id": c["stix_id"]} for c in catalog.data_components]
+        {"id": c["id"], "name": c["name"], "stix_id": c["stix_id"]}
+        for c in catalog.data_components]
     tables.nodes["Analytic"] = [
         {"id": a["id"], "name": a["name"], "platforms": a["platforms"], "stix_id": a["stix_id"]}
         for a in catalog.analytics]
