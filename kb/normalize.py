@@ -63,6 +63,6 @@ def _normalised_row(record: RuleRecord, row: PredicateRow) -> PredicateRow:
     return replace(row, canonical_field=canonical) if canonical else row
 
 
-def indicator(row: PredicateRow) -> tuple[str, str]:
-    """The (field, value) pair that identifies an indicator across vendors."""
-    return row.canonical_field or row.field, row.value
+def indicator(row: PredicateRow) -> tuple[str, str, str]:
+    """The (field, op, value) that identifies an indicator across vendors."""
+    return row.canonical_field or row.field, row.op, row.value

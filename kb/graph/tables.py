@@ -106,14 +106,16 @@ def _add_predicates(tables: GraphTables, record: RuleRecord, fields: dict[str, R
     filters: dict[tuple[object, ...], Row] = {}
     uses: dict[tuple[object, ...], Row] = {}
     for row in record.predicates:
-        field_name, value = indicator(row)
+        field_name, op, value = indicator(row)
+        props = {"op": op, "negated": row.negated, "exclusion": row.exclusion,
+                 "raw_field": row.field}
         if field_name:
             _remember_field(fields, field_name, row, record.vendor)
-            edge = {"_from": record.uid, "_to": field_name, **_edge_props(row)}
+            edge = {"_from": record.uid, "_to": field_name, **props}
             filters.setdefault(tuple(edge.values()), edge)
         key = f"{field_name}={value}"
         values.setdefault(key, {"key": key, "field": field_name, "value": value})
-        edge = {"_from": record.uid, "_to": key, **_edge_props(row), "raw_value": row.value}
+        edge = {"_from": record.uid, "_to": key, **props, "raw_value": row.value}
         uses.setdefault(tuple(edge.values()), edge)
     tables.rels["FILTERS"].extend(filters.values())
     tables.rels["USES"].extend(uses.values())
@@ -125,11 +127,6 @@ def _remember_field(fields: dict[str, Row], name: str, row: PredicateRow, vendor
     alias = f"{vendor}:{row.field}"
     if alias not in entry["aliases"]:
         entry["aliases"].append(alias)
-
-
-def _edge_props(row: PredicateRow) -> Row:
-    return {"op": row.op, "negated": row.negated, "exclusion": row.exclusion,
-            "raw_field": row.field}
 
 
 def _add_event_types(tables: GraphTables, record: RuleRecord, event_types: dict[str, Row]) -> None:
