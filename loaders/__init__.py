@@ -22,6 +22,8 @@ from types import ModuleType
 from kb.errors import UserError
 
 LOADER_MODULES = {
+    "chronicle": "loaders.chronicle",
+    "panther": "loaders.panther",  # before sigma: a Panther checkout also has rules/**/*.yml
     "sigma": "loaders.sigma",
 }
 
