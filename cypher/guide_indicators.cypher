@@ -1,6 +1,6 @@
 // Authoring guide, top indicators: (field, op, value) the technique's rules match on, with
 // the rules using each under the technique and its corpus reach (distinct rules across the
-// whole catalogue using the same field, op and value).
+// whole catalogue, deprecated rules aside, using the same field, op and value).
 // Parameters: technique, include_subtechniques, include_deprecated, platform, domain, vendor
 //   ('' means any), limit.
 // Columns: field, op, value, rules, reach.
@@ -16,7 +16,7 @@ MATCH (r)-[u:USES]->(v:Value)
 WHERE u.negated = false AND u.op <> 'is_not_null'
 WITH v, u.op AS op, count(DISTINCT r) AS rules
 MATCH (other:Rule)-[o:USES]->(v)
-WHERE o.op = op AND o.negated = false
+WHERE o.op = op AND o.negated = false AND other.deprecated = false
 WITH v.field AS field, op, v.value AS value, rules, count(DISTINCT other) AS reach
 RETURN field, op, value, rules, reach
 ORDER BY rules DESC, reach DESC, field, op, value

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import stix2
+import stix2.exceptions
 from mitreattack.stix20 import MitreAttackData
 
 from kb.errors import SourceError
@@ -56,7 +57,13 @@ class AttackCatalog:
 
 def load_attack(path: str | Path) -> AttackCatalog:
     """Read a bundle into a catalogue; a file that is not a STIX bundle is a SourceError."""
-    attack = MitreAttackData(src=_memory_store(Path(path)))
+    try:
+        return _catalog(MitreAttackData(src=_memory_store(Path(path))))
+    except (stix2.exceptions.STIXError, ValueError) as error:
+        raise SourceError(f"{path}: not a valid ATT&CK STIX bundle: {error}") from error
+
+
+def _catalog(attack: MitreAttackData) -> AttackCatalog:
     collection = _collection(attack)
     techniques = attack.get_techniques()
     ids = {technique["id"]: _attack_id(technique) for technique in techniques}

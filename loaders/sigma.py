@@ -271,9 +271,9 @@ def _detection_item(item: SigmaDetectionItem) -> Node:
     values = _modified_values(item)
     field = item.field or ""
     preds = [pred for value in values for pred in _preds(field, value)]
-    if item.value_linking is ConditionAND:
-        return and_(*preds)
-    return or_(*_merge_equalities(preds))
+    linked_by_and = item.value_linking is ConditionAND
+    node = and_(*preds) if linked_by_and else or_(*_merge_equalities(preds))
+    return Not(node) if item.negated else node  # the `neq` modifier negates the whole item
 
 
 def _modified_values(item: SigmaDetectionItem) -> list[SigmaType]:

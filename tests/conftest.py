@@ -35,3 +35,17 @@ def corpora_dir() -> Path:
     if not CORPORA.is_dir():
         pytest.fail(f"the pinned corpora are missing: {CORPORA} (set KB_CORPORA)")
     return CORPORA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test session reads ATT&CK afresh into its own cache, never the user's."""
+    os.environ["KB_CACHE_DIR"] = str(tmp_path_factory.mktemp("kb-cache"))
+
+
+@pytest.fixture(scope="session")
+def attack_catalog(_private_cache: None):
+    """The real ATT&CK 18.1 bundle, read once per test session."""
+    from kb.build import cached_attack
+
+    return cached_attack(ATTACK_BUNDLE)
