@@ -25,6 +25,7 @@ LOADER_MODULES = {
     "chronicle": "loaders.chronicle",
     "panther": "loaders.panther",  # before sigma: a Panther checkout also has rules/**/*.yml
     "sigma": "loaders.sigma",
+    "elastic": "loaders.elastic",
     "sentinel": "loaders.sentinel",
 }
 
