@@ -70,10 +70,10 @@ def _reported_errors() -> Iterator[None]:
     try:
         yield
     except UserError as error:
-        errors.print(f"kb: error: {error}", markup=False, highlight=False)
+        typer.echo(f"kb: error: {error}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
     except KbError as error:
-        errors.print(f"kb: failed: {error}", markup=False, highlight=False)
+        typer.echo(f"kb: failed: {error}", err=True)
         raise typer.Exit(EXIT_FAILURE) from None
 
 

@@ -1,0 +1,146 @@
+"""The `kb` command on the demo corpus and on the mistakes a user can make."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from kb.cli import EXIT_OK, EXIT_USER_ERROR, app
+from kb.demo import demo_attack_bundle, demo_sources
+
+runner = CliRunner()
+PREDICATE_KEYS = {"field", "canonical_field", "op", "value", "negated", "exclusion"}
+RULE_KEYS = {"uid", "vendor", "native_id", "title", "language", "techniques", "event_types",
+             "parse_status", "problems", "predicates"}
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("demo") / "demo.lbug"
+    args = ["build", "--attack", str(demo_attack_bundle()), "--db", str(db)]
+    for source in demo_sources():
+        args += ["--source", str(source)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == EXIT_OK, result.output
+    return db
+
+
+def test_cli_demo_builds_and_prints_a_guide():
+    result = runner.invoke(app, ["demo"])
+
+    assert result.exit_code == EXIT_OK, result.output
+    assert "T1505 Server Software Component" in result.output
+    assert "Top indicators" in result.output
+
+
+def test_cli_build_writes_the_report_beside_the_database(demo_db):
+    report = json.loads(demo_db.with_suffix(".report.json").read_text())
+
+    assert report["vendors"]["sigma"]["rules"] == 4
+    assert report["redirects"][0]["tagged"] == "T1086"
+
+
+def test_cli_guide_json_sections(demo_db):
+    result = runner.invoke(app, ["guide", "T1505", "--format", "json", "--db", str(demo_db)])
+    guide = json.loads(result.output)
+
+    assert set(guide) == {"technique", "events", "fields", "indicators", "exclusions",
+                          "rules_by_vendor", "sources"}
+    assert guide["technique"]["rules"] == 3
+    assert {x["value"] for x in guide["exclusions"]} == {"healthcheck.cmd", "\\msdeploy.exe"}
+
+
+def test_cli_guide_markdown_has_tables(demo_db):
+    result = runner.invoke(app, ["guide", "T1505.003", "--format", "markdown", "--db",
+                                 str(demo_db)])
+
+    assert result.exit_code == EXIT_OK
+    assert result.output.startswith("# T1505.003 Web Shell")
+    assert "## Top indicators" in result.output
+    assert "| Field | Op | Value |" in result.output
+
+
+def test_cli_parse_json_shape(demo_db):
+    rule = demo_sources()[0] / "rules" / "web" / "web_shell_child_shell.yml"
+
+    result = runner.invoke(app, ["parse", str(rule), "--format", "json"])
+    [parsed] = json.loads(result.output)
+
+    assert set(parsed) == RULE_KEYS
+    assert all(set(p) == PREDICATE_KEYS for p in parsed["predicates"])
+    assert {"field": "CommandLine", "canonical_field": parsed["predicates"][-1]["canonical_field"],
+            "op": "contains", "value": "healthcheck.cmd", "negated": True,
+            "exclusion": True} == parsed["predicates"][-1]
+
+
+def test_cli_rule_and_stats(demo_db):
+    rule = runner.invoke(app, ["rule", "sigma:5b0e3c1a-7d64-4f0e-9a51-3e2b8c7d1f04",
+                               "--format", "json", "--db", str(demo_db)])
+    stats = runner.invoke(app, ["stats", "--format", "json", "--db", str(demo_db)])
+
+    assert json.loads(rule.output)["techniques"] == ["T1059.001"]
+    assert json.loads(stats.output)["vendors"][0]["rules"] == 4
+
+
+def test_cli_query_by_name_with_params(demo_db):
+    result = runner.invoke(app, ["query", "guide_rules", "--param", "technique=T1505",
+                                 "--param", "include_subtechniques=false", "--format", "json",
+                                 "--db", str(demo_db)])
+
+    assert result.exit_code == EXIT_OK, result.output
+    assert json.loads(result.output) == []
+
+
+def test_cli_query_lists_canned_queries():
+    result = runner.invoke(app, ["query"])
+
+    assert "guide_indicators" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["guide", "T9999"], "unknown technique T9999"),
+    (["guide", "webshell"], "not an ATT&CK technique id"),
+    (["rule", "sigma:nope"], "no rule 'sigma:nope'"),
+    (["query", "nope"], "no canned query named 'nope'"),
+    (["query", "guide_rules", "--param", "limit"], "expected key=value"),
+    (["query", "guide_rules", "--param", "include_deprecated=maybe"], "expected true or false"),
+    (["query", "guide_rules", "--param", "colour=red"], "takes no parameter colour"),
+])
+def test_cli_user_errors_exit_2_with_one_line(demo_db, args, message):
+    result = runner.invoke(app, [*args, "--db", str(demo_db)])
+
+    assert result.exit_code == EXIT_USER_ERROR
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_missing_database_is_a_user_error(tmp_path):
+    result = runner.invoke(app, ["guide", "T1505", "--db", str(tmp_path / "none.lbug")])
+
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "no knowledge base here" in result.output
+
+
+def test_cli_missing_source_and_bad_bundle_are_user_errors(tmp_path):
+    bad_bundle = tmp_path / "bundle.json"
+    bad_bundle.write_text("[]")
+
+    missing = runner.invoke(app, ["build", "--source", str(tmp_path / "nope"), "--attack",
+                                  str(demo_attack_bundle()), "--db", str(tmp_path / "k.lbug")])
+    bad = runner.invoke(app, ["build", "--source", str(demo_sources()[0]), "--attack",
+                              str(bad_bundle), "--db", str(tmp_path / "k.lbug")])
+
+    assert missing.exit_code == EXIT_USER_ERROR
+    assert "no such file or folder" in missing.output
+    assert bad.exit_code == EXIT_USER_ERROR
+    assert "not a STIX bundle" in bad.output
+
+
+def test_cli_parse_names_the_file_of_an_unknown_format(tmp_path):
+    odd = tmp_path / "notes.txt"
+    odd.write_text("hello")
+
+    result = runner.invoke(app, ["parse", str(odd)])
+
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "notes.txt: not a rule file of a known vendor" in result.output
