@@ -74,20 +74,24 @@ _EVENT_TYPE_KEYS = {
 }
 _DEPRECATED_DIR = "_deprecated/"
 _TIME_ARITHMETIC = re.compile(r"timestamp\.|\.seconds\b|_time\b")
+_FIELD_PARTS = re.compile(r"\$(\w+)\.?(.*)", re.DOTALL)
 
 
 # --- the loader interface ------------------------------------------------------------------
 
 
 def detect(source: Source) -> bool:
+    """Whether the source holds `.yaral` files."""
     return any(path.endswith(SUFFIX) for path in source.paths())
 
 
 def sniff(path: str, text: str) -> bool:
+    """Whether a lone file is a YARA-L rule: its suffix, or a `rule name {` with `events:`."""
     return path.endswith(SUFFIX) or (_RULE_HEAD.search(text) is not None and "events:" in text)
 
 
 def rule_paths(source: Source) -> list[str]:
+    """Every `.yaral` file of the source, deprecated ones included."""
     return [path for path in source.paths() if path.endswith(SUFFIX)]
 
 
@@ -106,16 +110,20 @@ def load_context(source: Source | None) -> dict[str, str]:
             if name in first and first[name] != path:
                 renamed[f"{path}#{name}"] = f"{name}@{path}"
             first.setdefault(name, path)
+    logger.info("%s: %d YARA-L rule names, %d used again by a later file", source.name,
+                len(first), len(renamed))
     return renamed
 
 
 def parse_file(rule_file: RuleFile, context: dict[str, str] | None = None) -> list[RuleRecord]:
+    """One record per rule of the file; a file the grammar refuses is one broken record."""
     try:
         rules = parse_text(rule_file.text)
     except UnexpectedInput as error:
+        line, column = (error.line, error.column) if error.line > 0 else (None, None)
+        logger.warning("%s:%s:%s: not valid YARA-L", rule_file.path, line, column)
         return [broken_record(VENDOR, rule_file.path, LANGUAGE, "syntax",
-                              f"not valid YARA-L: {_error_text(error)}",
-                              error.line, error.column)]
+                              f"not valid YARA-L: {_error_text(error)}", line, column)]
     if not rules:
         return [broken_record(VENDOR, rule_file.path, LANGUAGE, "syntax", "no rule in the file")]
     return [_record(rule, rule_file.path, context or {}).finish() for rule in rules]
@@ -133,7 +141,7 @@ def parse_text(text: str) -> list[_Rule]:
 def _error_text(error: UnexpectedInput) -> str:
     token = getattr(error, "token", None)
     if token is not None:
-        return f"unexpected {str(token)[:40]!r}"
+        return f"unexpected {str(token)[:40]!r}" if str(token) else "unexpected end of file"
     char = getattr(error, "char", "")
     return f"unexpected character {char!r}" if char else type(error).__name__
 
@@ -303,10 +311,7 @@ class _Builder(Transformer):
         return self.field(meta, children[1:])
 
     def field(self, meta: Any, children: list[Token]) -> _Field:
-        var, _, path = str(children[0])[1:].partition(".")
-        if "[" in var:  # `$e[0].x` never occurs; keep the text rather than guess
-            var, _, rest = var.partition("[")
-            path = f"[{rest}.{path}" if path else f"[{rest}"
+        var, path = _FIELD_PARTS.fullmatch(str(children[0])).groups()
         return _Field(var, path)
 
     def var(self, meta: Any, children: list[Token]) -> _Var:
@@ -511,13 +516,13 @@ class _Condition:
             case _Cmp():
                 return self._compare(expr, negated)
             case _Call():
-                return self._function(expr, negated)
+                return self._function(expr)
             case _Lit(kind="bool"):
                 return _EMPTY
         text = getattr(expr, "text", "") or _describe(expr)
         return Unparsed(text, "not a condition")
 
-    def _function(self, call: _Call, negated: bool) -> Node:
+    def _function(self, call: _Call) -> Node:
         op = _STRING_FUNCTIONS.get(call.name)
         if op is None:
             return Unparsed(call.text, f"unsupported function {call.name}()")
@@ -535,7 +540,7 @@ class _Condition:
         if isinstance(left, _Lit) and not isinstance(right, _Lit):
             left, op, right = right, _FLIPPED[op], left
         if isinstance(left, _Call) and left.name in _STRING_FUNCTIONS and _is_bool(right):
-            node = self._function(left, negated)
+            node = self._function(left)
             return node if (right.value == "true") == (op == "=") else _negate(node)
         if not isinstance(right, _Lit):
             return _EMPTY  # a join, a placeholder or a field-to-field comparison: no row

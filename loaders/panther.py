@@ -73,14 +73,17 @@ Yaml = dict[str, Any]
 
 
 def detect(source: Source) -> bool:
+    """Whether some YAML file near the top of the source is a Panther detection or query."""
     return any(_analysis_type(source.read_text(path)) for path in _yaml_paths(source)[:50])
 
 
 def sniff(path: str, text: str) -> bool:
+    """Whether a lone YAML file is a Panther detection or query (it has an AnalysisType)."""
     return path.endswith((".yml", ".yaml")) and _analysis_type(text) is not None
 
 
 def rule_paths(source: Source) -> list[str]:
+    """Every YAML file whose AnalysisType is a rule, scheduled or correlation rule, or query."""
     return [path for path in _yaml_paths(source) if _analysis_type(source.read_text(path))]
 
 
@@ -105,10 +108,13 @@ def load_context(source: Source | None) -> dict[str, Any]:
         _index_file(path, source.read_text(path), context, referenced)
     context["texts"] = {path: source.read_text(path) for rule_id, path in context["rules"].items()
                         if rule_id in referenced}
+    logger.info("%s: %d Panther rules, %d queries, %d Python files", source.name,
+                len(context["rules"]), len(context["query_tables"]), len(context["python"]))
     return context
 
 
 def parse_file(rule_file: RuleFile, context: dict[str, Any] | None = None) -> list[RuleRecord]:
+    """The one record of a detection or query YAML file (a broken record for bad YAML)."""
     document, problem = _load_yaml(rule_file)
     if problem is not None:
         return [problem]
@@ -168,6 +174,7 @@ def _load_yaml(rule_file: RuleFile) -> tuple[Yaml, RuleRecord | None]:
         document = yaml.load(rule_file.text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
+        logger.warning("%s: not valid YAML", rule_file.path)
         return {}, broken_record(
             VENDOR, rule_file.path, YAML, "syntax",
             f"not valid YAML: {getattr(error, 'problem', error)}",

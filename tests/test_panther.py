@@ -156,7 +156,7 @@ def rule(event):
     ]
 
 
-def test_python_none_checks_and_subscripts() -> None:
+def test_python_none_checks_subscripts_and_slices() -> None:
     text = '''
 def rule(event):
     if event.get("errorCode") is not None or not event.get("sourceIPAddress"):
@@ -164,10 +164,17 @@ def rule(event):
     return event["userAgent"][0:3] == "aws" or event.get("tags", [None])[0] == "x"
 '''
 
-    assert python_rows(text)[:2] == [
+    record = RuleRecord("panther", "x", "x", "x.py", "panther-python",
+                        condition=rule_condition(text)).finish()
+
+    assert rows(record) == [
         ("errorCode", "is_not_null", "", True, True),
         ("sourceIPAddress", "is_not_null", "", False, True),
+        ("tags[0]", "eq", "x", False, False),
     ]
+    assert record.parse_status == "partial"
+    assert record.problems[0].message == (
+        'a comparison the reader cannot follow: event["userAgent"][0:3] == "aws"')
 
 
 def test_python_syntax_error_is_unparsed_with_the_line() -> None:
@@ -175,7 +182,7 @@ def test_python_syntax_error_is_unparsed_with_the_line() -> None:
                         condition=rule_condition("def rule(event):\n    return (\n")).finish()
 
     assert record.parse_status == "none"
-    assert "line 2" in record.problems[0].message or "line 3" in record.problems[0].message
+    assert record.problems[0].message.startswith("not valid Python (line 2):")
 
 
 # --- YAML logic ----------------------------------------------------------------------------
