@@ -39,7 +39,7 @@ from kb.model import And, Node, Not, Pred, Problem, Unparsed, and_, flatten, or_
 logger = logging.getLogger(__name__)
 
 _GRAMMAR = Path(__file__).with_name("kusto.lark")
-_STARTS = ["where_body", "assign_list", "summarize_body", "rename_list"]
+_STARTS = ["where_body", "assign_list", "summarize_body"]
 _PARSER = Lark(_GRAMMAR.read_text(encoding="utf-8"), parser="lalr", start=_STARTS,
                propagate_positions=True, maybe_placeholders=True)
 
@@ -526,9 +526,7 @@ class _ExprTransformer(Transformer):
         nodes = [tab.tab.tree for tab in tabs if not tab.tab.data]
         pred = None
         if isinstance(left, _Col) and values:
-            if name == "in" and len(values) == 1:
-                name = "eq"
-            pred = self.query.pred(left, name, values, negated)
+            pred = self.query.pred(left, name, values, negated, reference=len(tabs) > len(nodes))
         if negated:
             return _Cond(_join_optional(and_, pred, *[_not(n) for n in nodes]))
         return _Cond(_join_optional(and_, pred, *nodes))
@@ -586,7 +584,7 @@ class _ExprTransformer(Transformer):
     def assign_list(self, *assigns: tuple[str | None, object]) -> list:
         return list(assigns)
 
-    def named(self, name: str, value: object) -> tuple[str, object]:
+    def named(self, name: str, value: object, *_type: object) -> tuple[str, object]:
         return (name, value)
 
     def tuple_named(self, *items: object) -> tuple[str, object]:
@@ -597,12 +595,6 @@ class _ExprTransformer(Transformer):
 
     def summarize_body(self, aggregates: list | None, groups: list | None) -> tuple:
         return (aggregates or [], groups or [])
-
-    def rename_list(self, *renames: tuple[str, str]) -> list:
-        return list(renames)
-
-    def rename(self, new: str, old: str) -> tuple[str, str]:
-        return (new, old)
 
 
 def _as_column(value: object) -> _Col | None:
@@ -677,21 +669,16 @@ class _Query:
     def line(self, offset: int) -> int:
         return self.first_line + self.text.count("\n", 0, offset)
 
-    def problem(self, kind: str, message: str, offset: int | None = None) -> None:
-        line = None if offset is None else self.line(offset)
-        found = Problem(kind, message, line)
-        if all(p.message != message for p in self.problems):
-            self.problems.append(found)
-
-    def pred(self, column: _Col, op: str, values: tuple[str, ...],
-             negated: bool) -> Node | None:
-        """A predicate on a column; no row for a threshold on an aggregate."""
+    def pred(self, column: _Col, op: str, values: tuple[str, ...], negated: bool,
+             reference: bool = False) -> Node | None:
+        """A predicate on a column; no row for a threshold on an aggregate. A one-value `in`
+        is `eq`, unless the value names a reference list."""
         if not values:
             return None
         if column.aggregate and (op in ("gt", "gte", "lt", "lte") or (
                 op in ("eq", "in") and all(_is_number(v) for v in values))):
             return None
-        if op == "in" and len(values) == 1:
+        if op == "in" and len(values) == 1 and not reference:
             op = "eq"
         return Pred(column.field, op, values, negated, computed=column.computed)
 
@@ -1229,13 +1216,16 @@ def _table(name: str) -> Tab:
 
 
 def _union(tabs: list[Tab]) -> Tab:
+    """Rows of any branch: an OR of the branch conditions (an unfiltered branch stays in it, so
+    the others' filters do not count as required)."""
     if len(tabs) == 1:
         return tabs[0]
     env = Env({}, closed=all(t.env.closed for t in tabs))
     for tab in reversed(tabs):
         env.columns.update(tab.env.columns)
-    return Tab(or_(*(t.tree for t in tabs)), env, _unique(*(t.events for t in tabs)),
-               _unique(*(t.tables for t in tabs)))
+    trees = list(dict.fromkeys(t.tree for t in tabs))
+    tree = _EMPTY if trees == [_EMPTY] else or_(*trees)
+    return Tab(tree, env, _unique(*(t.events for t in tabs)), _unique(*(t.tables for t in tabs)))
 
 
 def _join(left: Tab, right: Tab, kind: str) -> Tab:
