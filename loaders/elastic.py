@@ -107,13 +107,13 @@ def _toml_position(message: str) -> tuple[int | None, int | None]:
 def _record(document: dict[str, Any], rule: dict[str, Any], path: str) -> RuleRecord:
     metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
     maturity = str(metadata.get("maturity", ""))
-    tags = [str(tag) for tag in rule.get("tags", []) if isinstance(tag, str)]
+    tags = _strings(rule.get("tags"))
     record = RuleRecord(
         vendor=VENDOR,
         native_id=rule["rule_id"],
         title=str(rule.get("name", "")),
         path=path,
-        language=str(rule.get("language", "")),
+        language=_language(rule),
         status=maturity,
         deprecated="_deprecated" in path.split("/") or maturity == "deprecated",
         severity=str(rule.get("severity", "")),
@@ -123,6 +123,16 @@ def _record(document: dict[str, Any], rule: dict[str, Any], path: str) -> RuleRe
     )
     record.properties = _properties(rule, metadata, tags, path)
     return record
+
+
+def _language(rule: dict[str, Any]) -> str:
+    """The query language; Kibana's default for a query without one is KQL."""
+    language = rule.get("language")
+    if isinstance(language, str) and language:
+        return language
+    if "query" not in rule:
+        return ""
+    return {"eql": "eql", "esql": "esql"}.get(str(rule.get("type")), "kuery")
 
 
 def _strings(value: Any) -> list[str]:
@@ -136,20 +146,25 @@ def _platforms(tags: list[str]) -> tuple[str, ...]:
 
 def _techniques(threats: Any) -> tuple[str, ...]:
     ids: list[str] = []
-    for threat in threats if isinstance(threats, list) else []:
-        if not isinstance(threat, dict) or threat.get("framework", _ATTACK) != _ATTACK:
+    for threat in _dicts(threats):
+        if threat.get("framework", _ATTACK) != _ATTACK:
             continue
-        for technique in threat.get("technique", []) or []:
+        for technique in _dicts(threat.get("technique")):
             ids.append(str(technique.get("id", "")).upper())
             ids.extend(str(sub.get("id", "")).upper()
-                       for sub in technique.get("subtechnique", []) or [])
+                       for sub in _dicts(technique.get("subtechnique")))
     return tuple(dict.fromkeys(technique for technique in ids if technique))
 
 
 def _tactics(threats: Any) -> list[str]:
-    tactics = [threat.get("tactic", {}).get("id", "") for threat in threats
-               if isinstance(threat, dict)] if isinstance(threats, list) else []
+    tactics = [str(tactic.get("id", "")) for threat in _dicts(threats)
+               for tactic in _dicts([threat.get("tactic")])]
     return list(dict.fromkeys(tactic for tactic in tactics if tactic))
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The tables of a TOML array of tables; anything else in it is skipped."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _properties(rule: dict[str, Any], metadata: dict[str, Any], tags: list[str],
@@ -228,7 +243,8 @@ def _filters(filters: Any) -> list[Node]:
     """Kibana filters as conditions; a disabled filter is left out, a negated one is a NOT."""
     nodes: list[Node] = []
     for kibana_filter in filters if isinstance(filters, list) else []:
-        meta = kibana_filter.get("meta", {}) if isinstance(kibana_filter, dict) else {}
+        meta = kibana_filter.get("meta") if isinstance(kibana_filter, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
         if meta.get("disabled"):
             continue
         node = _filter(kibana_filter)
@@ -238,11 +254,14 @@ def _filters(filters: Any) -> list[Node]:
 
 
 def _filter(kibana_filter: Any) -> Node:
-    text = json.dumps(kibana_filter, sort_keys=True)
-    exists = kibana_filter.get("exists") or kibana_filter.get("query", {}).get("exists")
+    text = json.dumps(kibana_filter, sort_keys=True, default=str)
+    if not isinstance(kibana_filter, dict):
+        return Unparsed(text, "Kibana filter not read")
+    query = kibana_filter.get("query")
+    exists = kibana_filter.get("exists") or (query.get("exists") if isinstance(query, dict)
+                                             else None)
     if isinstance(exists, dict) and isinstance(exists.get("field"), str):
         return not_null(exists["field"])
-    query = kibana_filter.get("query")
     if isinstance(query, dict) and len(query) == 1:
         kind, body = next(iter(query.items()))
         node = _dsl_leaf(kind, body)

@@ -228,6 +228,36 @@ def test_elastic_unknown_language_is_unparsed() -> None:
     assert "query language 'sql' not read" in record.problems[0].message
 
 
+def test_elastic_query_without_language_is_kql() -> None:
+    record = parse(rule_toml('type = "query"\nquery = "a:b"'))
+
+    assert record.language == "kuery"
+    assert rows(record) == [("a", "eq", "b", False, False)]
+
+
+@pytest.mark.parametrize("extra", [
+    'filters = ["not a table", 3]',
+    'filters = [{meta = "x", query = "y"}]',
+    'filters = [{query = {bool = {must = []}}}]',
+    'required_fields = "x"',
+    'index = "logs-*"',
+])
+def test_elastic_malformed_tables_never_raise(extra: str) -> None:
+    record = parse(rule_toml(f'type = "query"\nlanguage = "kuery"\nquery = "a:b"\n{extra}'))
+
+    assert record.uid == "elastic:00000000-0000-0000-0000-000000000001"
+    assert ("a", "eq", "b", False, False) in rows(record)
+
+
+def test_elastic_malformed_threat_entries_are_skipped() -> None:
+    text = rule_toml('type = "query"\nlanguage = "kuery"\nquery = "a:b"').replace(
+        'id = "TA0002"', 'id = "TA0002"\n[[rule.threat]]\nframework = "MITRE ATT&CK"\n'
+        'technique = ["T1000"]')
+    record = parse(text)
+
+    assert record.techniques == ("T1059", "T1059.001")
+
+
 def test_elastic_bad_toml_is_a_broken_record_naming_the_line() -> None:
     record = parse("[rule]\nrule_id = 'x'\nname = \n", path="rules/bad.toml")
 
