@@ -139,7 +139,7 @@ def _parse_chunk(tasks: list[tuple[int, str]]) -> tuple[list[RuleRecord], int]:
 def settle(records: list[RuleRecord], catalog: AttackCatalog,
            report: LoadReport) -> list[RuleRecord]:
     """Resolve technique ids through ATT&CK and keep the first of any duplicated uid."""
-    names = {t["name"].lower(): t["id"] for t in catalog.techniques if not t["revoked"]}
+    names = technique_names(catalog)
     known = catalog.technique_ids()
     unique: dict[str, RuleRecord] = {}
     for record in records:
@@ -150,6 +150,18 @@ def settle(records: list[RuleRecord], catalog: AttackCatalog,
             continue
         unique[record.uid] = record
     return list(unique.values())
+
+
+def technique_names(catalog: AttackCatalog) -> dict[str, str]:
+    """Lower-case technique names to ids; a sub-technique also as `Parent: Sub`."""
+    current = [t for t in catalog.techniques if not t["revoked"]]
+    names = {t["name"].lower(): t["id"] for t in current}
+    parents = {t["id"]: t["name"] for t in current if not t["is_subtechnique"]}
+    for technique in current:
+        if technique["parent"] in parents:
+            full_name = f"{parents[technique['parent']]}: {technique['name']}"
+            names[full_name.lower()] = technique["id"]
+    return names
 
 
 def _resolve_techniques(record: RuleRecord, catalog: AttackCatalog, names: dict[str, str],
