@@ -88,7 +88,9 @@ Yaml = dict[str, Any]
 
 
 def detect(source: Source) -> bool:
-    return any(source.glob("rules/**/*.yml")) and not any(source.glob("detections/**/*.yml"))
+    """A source whose first rule files read as Sigma rules."""
+    candidates = [path for _, path in zip(range(5), source.glob("rules*/**/*.yml"), strict=False)]
+    return bool(candidates) and all(sniff(path, source.read_text(path)) for path in candidates)
 
 
 def sniff(path: str, text: str) -> bool:
