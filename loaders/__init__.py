@@ -27,6 +27,7 @@ LOADER_MODULES = {
     "sigma": "loaders.sigma",
     "elastic": "loaders.elastic",
     "sentinel": "loaders.sentinel",
+    "splunk": "loaders.splunk",
 }
 
 
