@@ -69,6 +69,7 @@ def fold(parts: Sequence[Part]) -> tuple[str, str]:
         end -= 1
     middle = parts[start:end]
     if any(wild for _, wild in middle):
+        # TODO(#4): a literal `*` or `?` inside a `wildcard` value reads as a wildcard; rare.
         return "wildcard", "".join(text for text, _ in parts)
     literal = "".join(text for text, _ in middle)
     leading, trailing = start > 0, end < len(parts)

@@ -10,7 +10,9 @@ from conftest import corpus_source
 from kb.model import RuleRecord
 from loaders import elastic
 
+
 # ---- three real rules, labelled by hand
+
 
 def corpus_rule(path: str) -> RuleRecord:
     source = corpus_source("elastic")
