@@ -165,6 +165,7 @@ class _Pipeline:
             self.conditions.append(Unparsed(stage.strip(), reason))
             return
         except VisitError as error:
+            self.commands.append("?")
             self.conditions.append(Unparsed(stage.strip(), f"ES|QL: {error.orig_exc}"))
             return
         self.commands.append(command[0])

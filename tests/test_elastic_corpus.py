@@ -10,7 +10,6 @@ from conftest import corpus_source
 from kb.model import RuleRecord
 from loaders import elastic
 
-
 # ---- three real rules, labelled by hand
 
 
