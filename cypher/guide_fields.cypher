@@ -16,7 +16,8 @@ WITH f, count(DISTINCT r) AS rules, collect(DISTINCT r) AS field_rules
 ORDER BY rules DESC, f.name
 LIMIT $limit
 UNWIND field_rules AS fr
-MATCH (fr)-[u:USES]->(v:Value)-[:OF_FIELD]->(f)
+MATCH (fr)-[u:USES]->(v:Value)
+WHERE v.field = f.name
 WITH f.name AS field, rules, u.op AS op, count(DISTINCT fr) AS op_rules,
      collect(DISTINCT v.value) AS sample_values
 RETURN field, rules, op, op_rules, sample_values

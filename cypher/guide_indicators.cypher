@@ -1,6 +1,7 @@
 // Authoring guide, top indicators: (field, op, value) the technique's rules match on, with
-// the rules using each under the technique and its corpus reach (distinct rules across the
-// whole catalogue, deprecated rules aside, using the same field, op and value).
+// the rules using each under the technique and its corpus reach (distinct non-deprecated rules
+// across the whole catalogue using the same field, op and value; the build counts it once and
+// keeps it on each USES edge).
 // Parameters: technique, include_subtechniques, include_deprecated, platform, domain, vendor
 //   ('' means any), limit.
 // Columns: field, op, value, rules, reach.
@@ -14,10 +15,8 @@ WHERE ($include_deprecated OR r.deprecated = false)
 WITH DISTINCT r
 MATCH (r)-[u:USES]->(v:Value)
 WHERE u.negated = false AND u.op <> 'is_not_null'
-WITH v, u.op AS op, count(DISTINCT r) AS rules
-MATCH (other:Rule)-[o:USES]->(v)
-WHERE o.op = op AND o.negated = false AND other.deprecated = false
-WITH v.field AS field, op, v.value AS value, rules, count(DISTINCT other) AS reach
+WITH v.field AS field, u.op AS op, v.value AS value, count(DISTINCT r) AS rules,
+     max(u.reach) AS reach
 RETURN field, op, value, rules, reach
 ORDER BY rules DESC, reach DESC, field, op, value
 LIMIT $limit

@@ -6,9 +6,10 @@
 MATCH (t:Technique {id: $technique})
 OPTIONAL MATCH (sub:Technique)-[:SUBTECHNIQUE_OF]->(t)
 WITH t, count(DISTINCT sub) AS subtechniques
-OPTIONAL MATCH (r:Rule)-[:DETECTS]->(covered:Technique)
-WHERE (covered.id = $technique OR ($include_subtechniques AND covered.parent = $technique))
-  AND ($include_deprecated OR r.deprecated = false)
+MATCH (covered:Technique)
+WHERE covered.id = $technique OR ($include_subtechniques AND covered.parent = $technique)
+OPTIONAL MATCH (r:Rule)-[:DETECTS]->(covered)
+WHERE $include_deprecated OR r.deprecated = false
 RETURN t.id AS id, t.name AS name, t.tactics AS tactics, t.platforms AS platforms,
        t.is_subtechnique AS is_subtechnique, t.parent AS parent, t.deprecated AS deprecated,
        t.revoked AS revoked, t.url AS url, subtechniques, count(DISTINCT r) AS rules

@@ -103,8 +103,11 @@ RELS = (
     RelSpec("SUBTECHNIQUE_OF", "Technique", "Technique"),
     RelSpec("IN_TACTIC", "Technique", "Tactic"),
     RelSpec("FILTERS", "Rule", "Field", _PREDICATE_PROPS, "one per predicate row"),
-    RelSpec("USES", "Rule", "Value", (*_PREDICATE_PROPS, _s("raw_value")),
-            "an indicator: the op with its value"),
+    RelSpec("USES", "Rule", "Value", (
+        *_PREDICATE_PROPS, _s("raw_value"),
+        _int("reach", "corpus reach: non-deprecated rules using this field, op and value "
+                      "unnegated"),
+    ), "an indicator: the op with its value"),
     RelSpec("OF_FIELD", "Value", "Field"),
     RelSpec("OBSERVES", "Rule", "EventType"),
     RelSpec("FEEDS", "EventType", "DataComponent"),

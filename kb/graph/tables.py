@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable
 
 from kb.graph.backend import GraphTables, Row
@@ -25,6 +26,7 @@ def graph_tables(catalog: AttackCatalog, records: Iterable[RuleRecord],
         _add_rule(tables, record, known_techniques)
         _add_predicates(tables, record, fields, values)
         _add_event_types(tables, record, event_types)
+    _add_reach(tables.rels["USES"], tables.nodes["Rule"])
     tables.nodes["Field"] = list(fields.values())
     tables.nodes["Value"] = list(values.values())
     tables.rels["OF_FIELD"] = [{"_from": key, "_to": row["field"]} for key, row in values.items()
@@ -119,6 +121,18 @@ def _add_predicates(tables: GraphTables, record: RuleRecord, fields: dict[str, R
         uses.setdefault(tuple(edge.values()), edge)
     tables.rels["FILTERS"].extend(filters.values())
     tables.rels["USES"].extend(uses.values())
+
+
+def _add_reach(uses: list[Row], rules: list[Row]) -> None:
+    """Corpus reach on every USES edge: the distinct non-deprecated rules using the same
+    (field, op, value) unnegated, counted once here rather than by every query."""
+    deprecated = {rule["uid"] for rule in rules if rule["deprecated"]}
+    users: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for edge in uses:
+        if not edge["negated"] and edge["_from"] not in deprecated:
+            users[(edge["_to"], edge["op"])].add(edge["_from"])
+    for edge in uses:
+        edge["reach"] = len(users.get((edge["_to"], edge["op"]), ()))
 
 
 def _remember_field(fields: dict[str, Row], name: str, row: PredicateRow, vendor: str) -> None:
