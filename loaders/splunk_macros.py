@@ -112,7 +112,7 @@ def _expand_call(call: str, macros: Mapping[str, Macro], stack: tuple[str, ...],
     assert macro is not None
     expansion.used.append(name)
     body = substitute(macro, args)
-    return " " + _expand(body, macros, (*stack, name), expansion) + " "
+    return _expand(body, macros, (*stack, name), expansion)
 
 
 def _refusal(name: str, args: list[str], macro: Macro | None, stack: tuple[str, ...]) -> str:

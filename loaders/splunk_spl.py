@@ -49,7 +49,7 @@ _TIME_MODIFIERS = frozenset({
     "index_latest", "earliest_time", "latest_time", "timeformat", "span",
 })
 # Type and case wrappers are syntax decoration around a field (DESIGN.md).
-_WRAPPERS = frozenset({"lower", "upper", "tostring", "tonumber", "trim"})
+_WRAPPERS = frozenset({"lower", "upper", "tostring", "tonumber"})
 # Aggregations whose column carries the field's own values: a filter on it tests that field.
 _VALUE_AGGREGATES = frozenset({
     "values", "list", "latest", "earliest", "first", "last", "mode",
@@ -223,7 +223,7 @@ class _SearchTransformer(Transformer, _Terms):
         return Pred("", "keyword", (text,))
 
     def s_subsearch(self, token: Token) -> Node:
-        return self.reader.subsearch_filter(str(token), self.depth)
+        return self.reader.subsearch_filter(self, str(token))
 
     def s_macro(self, token: Token) -> Node:
         return self.macro(str(token))
@@ -577,7 +577,7 @@ class _Reader:
             return None
         return self.pipeline(token.strip()[1:-1], depth + 1)
 
-    def subsearch_filter(self, token: str, depth: int) -> Node:
+    def subsearch_filter(self, terms: _Terms, token: str) -> Node:
         """A subsearch in search terms: a lookup list becomes an `in` row naming the lookup."""
         inner = token.strip()[1:-1]
         stages = [stage.strip() for stage in split_pipeline(inner) if stage.strip()]
@@ -586,12 +586,14 @@ class _Reader:
             if lookup is None:
                 return Unparsed(token, "subsearch")
             name, fields = lookup
-            return and_(*(Pred(field_, "in", (name,)) for field_ in fields))
-        # Another subsearch yields the values of events it finds: what it requires of them
+            return and_(*(terms.pred(field_, "in", (name,)) for field_ in fields))
+        # Another subsearch yields values from the events it finds: what it requires of them
         # holds, as for an inner join.
-        sub = self.subsearch(token, depth)
+        sub = self.subsearch(token, terms.depth)
         if sub is None:
             return Unparsed(token, "subsearch too deep")
+        if sub.tree() == TRUE:
+            return Unparsed(token, "subsearch")
         self.event_types.extend(sub.event_types)
         return sub.tree()
 
@@ -614,15 +616,12 @@ def _lookup_list(stages: list[str]) -> tuple[str, list[str]] | None:
     names = [word for word in words if "=" not in word]
     if len(names) != 1:
         return None
-    renames: dict[str, str] = {}
     fields: list[str] = []
     for stage in stages[1:]:
         command, args = _command(stage)
-        if command == "rename":
-            renames.update({target: source for source, target in _rename_pairs(args)})
-        elif command in ("fields", "table"):
-            fields = [word for word in _words(args) if word not in ("+", "-")]
-        elif command not in ("dedup", "format", "return", "eval"):
+        if command in ("fields", "table"):
+            fields = [_field_name(word) for word in _words(args) if word not in ("+", "-")]
+        elif command not in ("rename", "dedup", "format", "return", "eval"):
             return None
     return (names[0], fields) if fields else None
 
@@ -678,7 +677,9 @@ def _aggregations(words: list[str]) -> dict[str, Binding]:
     while index < len(words):
         word = words[index]
         index += 1
-        if "=" in word.split("(")[0] or word.lower() in ("as",):
+        if word.endswith("="):
+            index += 1  # an option written `name= value`
+        if "=" in word.split("(")[0] or word.lower() == "as":
             continue
         column = word
         if index + 1 < len(words) and words[index].lower() == "as":
@@ -954,10 +955,11 @@ def _stage_inputlookup(reader: _Reader, args: str, state: _State, depth: int) ->
 def _stage_join(reader: _Reader, args: str, state: _State, depth: int) -> None:
     match = re.search(r"\[.*\]\s*$", args, re.DOTALL)
     sub = reader.subsearch(match.group(0), depth) if match else None
-    if sub is None:
-        state.add(Unparsed(f"join{args}".strip(), "join without subsearch"))
+    if match is None or sub is None:
+        reason = "subsearch too deep" if match else "join without subsearch"
+        state.add(Unparsed(f"join{args}".strip(), reason))
         return
-    options = dict(re.findall(r"(\w+)\s*=\s*(\S+)", args[:match.start()]))  # type: ignore[union-attr]
+    options = dict(re.findall(r"(\w+)\s*=\s*(\S+)", args[:match.start()]))
     if options.get("type", "inner").lower() == "inner":
         state.add(sub.tree())
         state.event_types.extend(sub.event_types)
@@ -967,8 +969,9 @@ def _stage_join(reader: _Reader, args: str, state: _State, depth: int) -> None:
 def _stage_append(reader: _Reader, args: str, state: _State, depth: int) -> None:
     match = re.search(r"\[.*\]\s*$", args, re.DOTALL)
     sub = reader.subsearch(match.group(0), depth) if match else None
-    if sub is None:
-        state.add(Unparsed(f"append{args}".strip(), "append without subsearch"))
+    if match is None or sub is None:
+        reason = "subsearch too deep" if match else "append without subsearch"
+        state.add(Unparsed(f"append{args}".strip(), reason))
         return
     _union(state, sub.tree())
     state.event_types.extend(sub.event_types)

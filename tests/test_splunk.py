@@ -379,6 +379,38 @@ def test_subsearch_lookup_list_is_an_in_row_naming_the_lookup():
                             ("user", "in", "allowed.csv", True, True)}
 
 
+def test_subsearch_lookup_list_names_the_field_after_renames():
+    search = ("| tstats count from datamodel=A.B where B.x=1 by B.user | `drop_dm_object_name(B)` "
+              "| search NOT [| inputlookup admins | fields user]")
+
+    assert rows(search) == {("B.x", "eq", "1", False, False),
+                            ("B.user", "in", "admins", True, True)}
+
+
+def test_subsearch_of_events_requires_its_conditions():
+    assert rows("a=1 [search b=2 | fields host]") == {("a", "eq", "1", False, False),
+                                                      ("b", "eq", "2", False, False)}
+
+
+def test_subsearch_without_conditions_is_unparsed():
+    tree = condition("a=1 [search * | stats count by host]")
+
+    assert tree.children[1] == Unparsed("[search * | stats count by host]", "subsearch")
+
+
+def test_inputlookup_append_makes_earlier_rows_one_branch():
+    assert rows("a=1 NOT b=2 | inputlookup append=t baseline | stats count by c") == {
+        ("a", "eq", "1", False, False),
+        ("b", "eq", "2", True, False),
+    }
+
+
+def test_anomalydetection_filters_unless_it_only_annotates():
+    assert rows("a=1 | anomalydetection f action=annotate | where isOutlier=1") == {
+        ("a", "eq", "1", False, False), ("isOutlier", "eq", "1", False, False)}
+    assert condition("a=1 | anomalydetection f").children[1].reason == "anomalydetection"
+
+
 def test_inner_join_requires_the_subsearch_conditions():
     search = ("a=1 | join guid [| tstats count from datamodel=Endpoint.Filesystem "
               "where Filesystem.file_name=*.zip by guid] | join type=outer guid [search b=2]")
