@@ -38,12 +38,12 @@ _TECHNIQUE = re.compile(r"T\d{4}(?:\.\d{3})?")
 _SNIFF_KEYS = ("search", "name", "id")
 # Platforms read off data source names (security_content tags no platform of its own).
 _PLATFORMS = (
-    ("sysmon for linux", "linux"), ("linux", "linux"), ("osquery", "linux"),
+    ("sysmon for linux", "linux"), ("linux", "linux"),
     ("sysmon", "windows"), ("windows", "windows"), ("powershell", "windows"),
     ("wineventlog", "windows"), ("macos", "macos"), ("aws", "aws"), ("azure", "azure"),
     ("gcp", "gcp"), ("google cloud", "gcp"), ("o365", "m365"), ("office 365", "m365"),
     ("okta", "okta"), ("github", "github"), ("kubernetes", "kubernetes"),
-    ("g suite", "google_workspace"), ("gsuite", "google_workspace"),
+    ("g suite", "google_workspace"), ("google workspace", "google_workspace"),
 )
 
 
@@ -97,7 +97,7 @@ def load_context(source: Source | None) -> SplunkContext:
         return SplunkContext(lone=True)
     if any(path.startswith("macros/") for path in source.paths()):
         return _read_context(source)
-    root = _find_root(Path(source.name))
+    root = _find_root(Path(source.name)) if Path(source.name).is_dir() else None
     if root is not None:
         return _context_at(str(root))
     logger.info("%s: no macros/ folder found; macros stay unexpanded", source.name)

@@ -608,6 +608,13 @@ def test_splunk_lone_file_finds_macros_above_it(repository):
     assert record.properties["data_source_details"]["Sysmon EventID 1"]["event_id"] == "1"
 
 
+def test_splunk_subfolder_source_finds_the_repository_context(repository):
+    context = splunk.load_context(Source.open(repository / "detections"))
+
+    assert set(context.macros) == {"sysmon"}
+    assert set(context.data_sources) == {"Sysmon EventID 1"}
+
+
 def test_splunk_lone_file_without_repository_keeps_macro_unparsed(tmp_path):
     path = tmp_path / "rule.yml"
     path.write_text(DETECTION, encoding="utf-8")
