@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedInput, VisitError
 
 from kb.model import And, Node, Not, Pred, Problem, Unparsed, and_, flatten, or_
@@ -39,7 +39,7 @@ from kb.model import And, Node, Not, Pred, Problem, Unparsed, and_, flatten, or_
 logger = logging.getLogger(__name__)
 
 _GRAMMAR = Path(__file__).with_name("kusto.lark")
-_STARTS = ["where_body", "assign_list", "summarize_body"]
+_STARTS = ["where_body", "assign_list"]
 _PARSER = Lark(_GRAMMAR.read_text(encoding="utf-8"), parser="lalr", start=_STARTS,
                propagate_positions=True, maybe_placeholders=True)
 
@@ -48,26 +48,31 @@ _EMPTY = And(())
 
 # ---- Scanner: strings, comments and brackets ----------------------------------------------
 
-_STRING_OR_COMMENT = re.compile(r"""
+_STRING_OR_COMMENT = re.compile(r"""(?=[/`@"'hH])(?:
     //[^\n]*
   | ```[\s\S]*?```
   | [hH]?@"[^"\n]*(?:""[^"\n]*)*"
   | [hH]?@'[^'\n]*(?:''[^'\n]*)*'
   | [hH]?"(?:[^"\\\n]|\\.)*"
   | [hH]?'(?:[^'\\\n]|\\.)*'
-""", re.VERBOSE)
+)""", re.VERBOSE)
 _OPEN, _CLOSE = "([{", ")]}"
+_STRUCTURE = re.compile(r"[()\[\]{}|;,]")
 _DATA_TABLE = re.compile(r"\s*(externaldata|datatable)\s*\(", re.IGNORECASE)
 _SUB_OPEN, _SUB_CLOSE = "\u27e6", "\u27e7"
 
 
+@lru_cache(maxsize=4096)
 def mask(text: str) -> str:
-    """The text with comments blanked and string contents filled, offsets unchanged."""
-    def fill(match: re.Match[str]) -> str:
-        token = match.group(0)
-        filler = " " if token.startswith("//") else '"'
-        return "".join(c if c == "\n" else filler for c in token)
-    return _STRING_OR_COMMENT.sub(fill, text)
+    """The text with comments blanked and strings filled with quotes, offsets unchanged."""
+    return _STRING_OR_COMMENT.sub(_fill, text)
+
+
+def _fill(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if token.startswith("//"):
+        return " " * len(token)
+    return re.sub(r"[^\n]", '"', token) if "\n" in token else '"' * len(token)
 
 
 def uncomment(text: str) -> str:
@@ -81,14 +86,15 @@ def uncomment(text: str) -> str:
 def split_top(masked: str, separator: str) -> list[tuple[int, int]]:
     """Spans of `masked` between separators that sit outside every bracket."""
     spans, depth, start = [], 0, 0
-    for index, char in enumerate(masked):
+    for match in _STRUCTURE.finditer(masked):
+        char = match.group(0)
         if char in _OPEN:
             depth += 1
         elif char in _CLOSE:
             depth = max(depth - 1, 0)
         elif char == separator and depth == 0:
-            spans.append((start, index))
-            start = index + 1
+            spans.append((start, match.start()))
+            start = match.start() + 1
     spans.append((start, len(masked)))
     return spans
 
@@ -97,7 +103,8 @@ def _piped_groups(masked: str) -> list[tuple[int, int]]:
     """Outermost `( ... )` groups holding a pipe of their own: sub-queries, as (open, close)."""
     stack: list[list] = []
     groups: list[tuple[int, int]] = []
-    for index, char in enumerate(masked):
+    for match in _STRUCTURE.finditer(masked):
+        index, char = match.start(), match.group(0)
         if char in _OPEN:
             stack.append([char, index, False])
         elif char in _CLOSE and stack:
@@ -264,7 +271,7 @@ _TIME_FUNCTIONS = frozenset({
     "endofweek", "startofmonth", "endofmonth", "startofyear", "endofyear", "datetime_add",
     "make_datetime", "totimespan", "timespan", "unixtime_seconds_todatetime",
 })
-_LIST_FUNCTIONS = frozenset({"dynamic", "pack_array", "todynamic", "parse_json"})
+_ARG_EXTREMES = frozenset({"arg_max", "arg_min", "argmax", "argmin"})
 _PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 _SYMBOLIC_OPS = {
     "==": ("eq", False), "=~": ("eq", False), "!=": ("eq", True), "<>": ("eq", True),
@@ -289,44 +296,49 @@ def operator(text: str) -> tuple[str, bool]:
     return _WORD_OPS[word], negated
 
 
-@v_args(inline=True)
 class _ExprTransformer(Transformer):
     """Builds values and model nodes from one stage body, reading names through the scope and
-    the stage's columns."""
+    the stage's columns. Rule methods take the children list (lark's fast path)."""
 
     def __init__(self, query: _Query, env: Env, scope: Scope, text: str,
                  search: bool = False) -> None:
-        super().__init__()
+        super().__init__(visit_tokens=False)
         self.query, self.env, self.scope, self.text, self.search = query, env, scope, text, search
         self.used: list[Tab] = []
 
     # -- atoms
 
-    def name(self, token: Token) -> str:
+    def name(self, children: list) -> str:
+        (token,) = children
         text = str(token)
         return unquote(text.strip()[1:-1].strip()) if text.startswith("[") else text
 
-    def string(self, *tokens: Token) -> _Lit:
-        return _Lit(("".join(unquote(str(t)) for t in tokens),))
+    def string(self, children: list) -> _Lit:
+        return _Lit(("".join(unquote(str(t)) for t in children),))
 
-    def number(self, token: Token) -> _Lit:
+    def number(self, children: list) -> _Lit:
+        (token,) = children
         return _Lit((str(token),), "number")
 
-    def timespan(self, token: Token) -> _Lit:
+    def timespan(self, children: list) -> _Lit:
+        (token,) = children
         return _Lit((str(token),), "timespan")
 
-    def datetime(self, token: Token) -> _Lit:
+    def datetime(self, children: list) -> _Lit:
+        (token,) = children
         return _Lit((str(token),), "time")
 
-    def negative(self, value: object) -> object:
+    def negative(self, children: list) -> object:
+        (value,) = children
         if isinstance(value, _Lit) and value.kind in ("number", "timespan"):
             return _Lit(tuple("-" + v for v in value.values), value.kind)
         return _Expr("-", _columns(value))
 
-    def star(self) -> _Col:
+    def star(self, children: list) -> _Col:
         return _Col("*")
 
-    def column(self, name: str) -> object:
+    def column(self, children: list) -> object:
+        (name,) = children
         bound = self.scope.get(name)
         if bound is not None:
             return self._bound(name, bound)
@@ -346,48 +358,55 @@ class _ExprTransformer(Transformer):
             return _Expr(name, function=name)
         return bound
 
-    def subquery(self, token: Token) -> _TabRef:
+    def subquery(self, children: list) -> _TabRef:
+        (token,) = children
         tab = self.query.subquery(str(token), self.scope)
         self.used.append(tab)
         return _TabRef(tab, tab.data or "(sub-query)")
 
-    def brackets(self, args: list | None) -> object:
+    def brackets(self, children: list) -> object:
+        (args,) = children
         items = list(args or [])
         if all(isinstance(item, _Lit) for item in items):
             return _Lit(tuple(v for item in items for v in item.values), "list")
         return _Expr("[...]", _columns(*items))
 
-    def dict_lit(self, *pairs: object) -> _Expr:
+    def dict_lit(self, children: list) -> _Expr:
         return _Expr("{...}")
 
-    def pair(self, *items: object) -> object:
-        return items[-1]
+    def pair(self, children: list) -> object:
+        return children[-1]
 
-    def args(self, *items: object) -> list:
-        return list(items)
+    def args(self, children: list) -> list:
+        return list(children)
 
-    def named_arg(self, name: str, value: object) -> _Expr:
+    def named_arg(self, children: list) -> _Expr:
+        name, value = children
         return _Expr(f"{name}=", _columns(value))
 
     # -- postfix and arithmetic
 
-    def member(self, base: object, name: str) -> object:
+    def member(self, children: list) -> object:
+        base, name = children
         if isinstance(base, _Col):
             return _Col(f"{base.field}.{name}", base.computed, base.aggregate)
         return _Expr(name, _columns(base))
 
-    def index(self, base: object, key: object) -> object:
+    def index(self, children: list) -> object:
+        base, key = children
         if isinstance(base, _Col) and isinstance(key, _Lit) and len(key.values) == 1:
             text = key.values[0]
             suffix = f"[{text}]" if key.kind == "number" else f".{text}"
             return _Col(base.field + suffix, base.computed, base.aggregate)
         return _Expr("[]", _columns(base, key))
 
-    def arith(self, left: object, op: Token, right: object) -> _Expr:
+    def arith(self, children: list) -> _Expr:
+        left, op, right = children
         return _Expr(str(op), _columns(left, right))
 
-    @v_args(meta=True, inline=True)
-    def call(self, meta, name: str, args: list | None) -> object:
+    @v_args(meta=True)
+    def call(self, meta, children: list) -> object:
+        name, args = children
         args = list(args or [])
         function = name.lower()
         if function in _WRAPPERS and len(args) == 1 and not isinstance(args[0], _Cond):
@@ -486,7 +505,8 @@ class _ExprTransformer(Transformer):
 
     # -- conditions
 
-    def compare(self, left: object, op: Token, right: object) -> _Cond:
+    def compare(self, children: list) -> _Cond:
+        left, op, right = children
         name, negated = operator(str(op))
         if isinstance(left, _Cond) or isinstance(right, _Cond):
             return self._compare_bool(left, name, negated, right)
@@ -508,14 +528,16 @@ class _ExprTransformer(Transformer):
             return cond
         return _Cond(_not(cond.node))
 
-    def search_term(self, left: object, colon: Token, right: object) -> _Cond:
+    def search_term(self, children: list) -> _Cond:
+        left, _colon, right = children
         if not isinstance(left, _Col) or not isinstance(right, _Lit):
             return _Cond(None)
         if left.field == "*":
             return _Cond(Pred("", "keyword", right.values))
         return _Cond(self.query.pred(left, "match", right.values, False))
 
-    def list_compare(self, left: object, op: Token, args: object) -> _Cond:
+    def list_compare(self, children: list) -> _Cond:
+        left, op, args = children
         items = args if isinstance(args, list) else [self.column(args)] if args else []
         word = str(op).lower()
         negated = word.startswith("!")
@@ -531,8 +553,8 @@ class _ExprTransformer(Transformer):
             return _Cond(_join_optional(and_, pred, *[_not(n) for n in nodes]))
         return _Cond(_join_optional(and_, pred, *nodes))
 
-    def between(self, left: object, op: Token, low: object, _range: Token,
-                high: object) -> _Cond:
+    def between(self, children: list) -> _Cond:
+        left, op, low, _range, high = children
         if not (isinstance(left, _Col) and isinstance(low, _Lit) and isinstance(high, _Lit)):
             return _Cond(None)
         if low.kind == "time" or high.kind == "time":
@@ -543,15 +565,18 @@ class _ExprTransformer(Transformer):
             return _Cond(node)
         return _Cond(_not(node))
 
-    def matches_regex(self, left: object, op: Token, right: object) -> _Cond:
+    def matches_regex(self, children: list) -> _Cond:
+        left, _op, right = children
         if not isinstance(left, _Col) or not isinstance(right, _Lit):
             return _Cond(None)
         return _Cond(self.query.pred(left, "regex_match", right.values, False))
 
-    def and_(self, left: object, right: object) -> _Cond:
+    def and_(self, children: list) -> _Cond:
+        left, right = children
         return _Cond(_join_optional(and_, self.as_cond(left), self.as_cond(right)))
 
-    def or_(self, left: object, right: object) -> _Cond:
+    def or_(self, children: list) -> _Cond:
+        left, right = children
         parts = [self.as_cond(left), self.as_cond(right)]
         if any(part is None for part in parts):
             return _Cond(None) if all(p is None for p in parts) else _Cond(
@@ -577,24 +602,25 @@ class _ExprTransformer(Transformer):
 
     # -- stage bodies
 
-    def where_body(self, value: object) -> Node:
+    def where_body(self, children: list) -> Node:
+        (value,) = children
         node = self.as_cond(value)
         return _EMPTY if node is None else node
 
-    def assign_list(self, *assigns: tuple[str | None, object]) -> list:
-        return list(assigns)
+    def assign_list(self, children: list) -> list:
+        return list(children)
 
-    def named(self, name: str, value: object, *_type: object) -> tuple[str, object]:
+    def named(self, children: list) -> tuple[str, object]:
+        name, value, *_type = children
         return (name, value)
 
-    def tuple_named(self, *items: object) -> tuple[str, object]:
-        return (",".join(str(i) for i in items[:-1]), _Expr("tuple"))
+    def tuple_named(self, children: list) -> tuple[str, object]:
+        return (",".join(str(i) for i in children[:-1]), _Expr("tuple"))
 
-    def unnamed(self, value: object, *_type: object) -> tuple[None, object]:
+    def unnamed(self, children: list) -> tuple[None, object]:
+        value, *_type = children
         return (None, value)
 
-    def summarize_body(self, aggregates: list | None, groups: list | None) -> tuple:
-        return (aggregates or [], groups or [])
 
 
 def _as_column(value: object) -> _Col | None:
@@ -604,6 +630,22 @@ def _as_column(value: object) -> _Col | None:
     if isinstance(value, _Expr) and len(value.columns) == 1 and value.function:
         return _Col(value.text, computed=True)
     return None
+
+
+_ASSIGN_CALL = re.compile(r"\s*([A-Za-z_$][\w$]*)\s*=\s*([A-Za-z_$][\w$]*)\s*\(")
+_KEEP_CALLS = _WRAPPERS | {"column_ifexists", "columnifexists", *_ARG_EXTREMES}
+
+
+def _computed_assign(masked: str, scope: Scope) -> tuple[str, _Expr] | None:
+    """`name = f(...)...` where f computes (not a type wrapper, column lookup or function of
+    the query): a computed column, whatever follows."""
+    match = _ASSIGN_CALL.match(masked)
+    if match is None or _SUB_OPEN in masked:
+        return None
+    function = match.group(2)
+    if function.lower() in _KEEP_CALLS or isinstance(scope.get(function), _Function):
+        return None
+    return (match.group(1), _Expr(function, function=function.lower()))
 
 
 def _join_optional(join, *nodes: Node | None) -> Node | None:
@@ -647,7 +689,6 @@ _PASS_STAGES = frozenset({
     "limit", "render", "serialize", "sample", "sample-distinct", "as", "getschema", "consume",
     "project-smart", "top-hitters", "fork", "facet",
 })
-_ARG_EXTREMES = frozenset({"arg_max", "arg_min", "argmax", "argmin"})
 _EVENT_ID_TABLES = frozenset({"SecurityEvent", "WindowsEvent"})
 
 
@@ -981,10 +1022,25 @@ class _Query:
         events = _unique(tab.events, *(t.events for t in used), _event_ids(tab.tables, node))
         return Tab(and_(tab.tree, node), tab.env, events, tab.tables, tab.data)
 
-    def _assignments(self, rest: str, scope: Scope, env: Env, start: str = "assign_list"):
-        tree = self._parse(rest, start, start.split("_")[0])
-        transformer = _ExprTransformer(self, env, scope, rest)
-        return _transform(transformer, tree), transformer.used
+    def _assignments(self, rest: str, scope: Scope, env: Env) -> tuple[list, list[Tab]]:
+        """(name or None, value) of each comma-separated column of an extend, project,
+        summarize or mv-expand; a value that starts with a computing function is known to be
+        computed without parsing it (the long `iff`, `case` and `extract` calls)."""
+        masked = mask(rest)
+        assigns: list = []
+        used: list[Tab] = []
+        for start, end in split_top(masked, ","):
+            if not masked[start:end].strip():
+                continue
+            quick = _computed_assign(masked[start:end], scope)
+            if quick is not None:
+                assigns.append(quick)
+                continue
+            transformer = _ExprTransformer(self, env, scope, rest[start:end])
+            tree = self._parse(rest[start:end], "assign_list", "assign")
+            assigns.extend(_transform(transformer, tree))
+            used.extend(transformer.used)
+        return assigns, used
 
     def _op_extend(self, rest: str, base: int, scope: Scope, tab: Tab) -> Tab:
         assigns, used = self._assignments(rest, scope, tab.env)
@@ -1003,7 +1059,11 @@ class _Query:
 
     def _op_summarize(self, rest: str, base: int, scope: Scope, tab: Tab) -> Tab:
         rest = _PARAMS.sub(lambda m: " " * len(m.group(0)), rest)
-        (aggregates, groups), used = self._assignments(rest, scope, tab.env, "summarize_body")
+        top = _top(mask(rest))
+        by = re.search(r"(?<![\w$])by(?![\w$])", top)
+        aggregates, used = self._assignments(rest[:by.start()] if by else rest, scope, tab.env)
+        groups, group_used = self._assignments(rest[by.end():], scope, tab.env) if by else ([], [])
+        used += group_used
         env = Env({}, closed=True)
         for name, value in aggregates:
             if isinstance(value, _Expr) and value.function in _ARG_EXTREMES:
