@@ -56,10 +56,13 @@ def sniff(path: str, text: str) -> bool:
 def rule_paths(source: Source) -> list[str]:
     """Rule files of a checkout; in any other folder or archive, every YAML that sniffs."""
     paths = sorted({path for pattern in _RULE_GLOBS for path in source.glob(pattern)})
-    if paths:
-        return paths
-    candidates = [p for p in source.paths() if p.lower().endswith((".yaml", ".yml"))]
-    return [p for p in candidates if sniff(p, source.read_text(p))]
+    if not paths:
+        candidates = [p for p in source.paths() if p.lower().endswith((".yaml", ".yml"))]
+        paths = [p for p in candidates if sniff(p, source.read_text(p))]
+    hunting = sum(1 for path in paths if "Hunting Queries/" in path)
+    logger.info("%s: %d Sentinel rule files (%d in Hunting Queries folders)", source.name,
+                len(paths), hunting)
+    return paths
 
 
 def load_context(source: Source | None) -> None:
@@ -74,13 +77,18 @@ def parse_file(rule_file: RuleFile, context: None = None) -> list[RuleRecord]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
+        logger.warning("%s:%s: not valid YAML", rule_file.path, line)
         return [broken_record(VENDOR, rule_file.path, LANGUAGE, "yaml", str(error), line)]
     if not isinstance(data, dict) or not data.get("id"):
         return [broken_record(VENDOR, rule_file.path, LANGUAGE, "not_a_rule",
                               "not a Sentinel rule: a mapping with an id is expected")]
     record = _record(rule_file.path, data)
     _read_query(record, data.get("query"), query_line)
-    return [record.finish()]
+    record.finish()
+    if record.parse_status in ("partial", "none"):
+        logger.warning("%s: KQL read %s, %d part(s) unparsed", rule_file.path,
+                       record.parse_status, sum(p.kind == "unparsed" for p in record.problems))
+    return [record]
 
 
 def _load_yaml(text: str) -> tuple[Any, int]:
@@ -174,6 +182,10 @@ def _read_query(record: RuleRecord, query: Any, query_line: int) -> None:
         result = parse_kusto(query.replace("\r\n", "\n"), query_line)
     except RecursionError:
         record.condition = Unparsed(query.strip()[:200], "query nested too deeply")
+        return
+    except Exception as error:  # a reader fault must not stop the build
+        logger.warning("%s: KQL reader fault: %r", record.path, error)
+        record.condition = Unparsed(query.strip()[:200], f"reader fault: {error!r}")
         return
     record.condition = result.tree
     record.event_types = result.event_types

@@ -381,3 +381,18 @@ def test_bracketed_column_names_and_dynamic_paths() -> None:
 def test_column_ifexists_names_the_column() -> None:
     assert rows('T | where column_ifexists("Image", "") endswith "x.exe"') == [
         ("Image", "ends_with", "x.exe", False, False)]
+
+
+def test_asim_parser_parameters_are_filters() -> None:
+    query = """let domains = dynamic(["a.com", "b.com"]);
+imDns(domain_has_any=domains, responsecodename='NXDOMAIN', starttime=ago(1d))
+| where SrcIpAddr != "10.0.0.1" """
+
+    result = parse_kusto(query)
+
+    assert rows(query) == [
+        ("domain", "match", "a.com", False, False), ("domain", "match", "b.com", False, False),
+        ("responsecodename", "eq", "NXDOMAIN", False, False),
+        ("SrcIpAddr", "eq", "10.0.0.1", True, True),
+    ]
+    assert result.event_types == ("sentinel:asim/imDns",)
