@@ -5,52 +5,34 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kb import render
 from kb.build import build as build_kb
+from kb.commands.common import (
+    DEFAULT_DB_PATH,
+    DataFormat,
+    DbOption,
+    Format,
+    Neo4jOption,
+    console,
+    errors,
+    opened,
+    reported_errors,
+)
 from kb.demo import DEMO_TECHNIQUE, demo_attack_bundle, demo_sources
-from kb.errors import KbError, UserError
-from kb.graph.backend import Backend
+from kb.errors import UserError
 from kb.parse import parse_paths
-from kb.queries import DEFAULT_DB, canned_queries, guide, open_kb, run_query
+from kb.queries import canned_queries, guide, run_query
 from kb.report import LoadReport
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USER_ERROR = 2
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
-console = Console()
-errors = Console(stderr=True)
-
-
-class Format(StrEnum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
-
-
-class DataFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-DbOption = Annotated[Path, typer.Option("--db", help="LadybugDB knowledge base file.",
-                                        envvar="KB_DB")]
-Neo4jOption = Annotated[str, typer.Option(
-    "--neo4j", help="Neo4j Bolt URI; credentials from KB_NEO4J_USER / KB_NEO4J_PASSWORD.",
-    show_default=False)]
 
 
 @app.callback()
@@ -64,41 +46,19 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each
     logging.getLogger("neo4j").setLevel(logging.ERROR)
 
 
-@contextmanager
-def _reported_errors() -> Iterator[None]:
-    """User mistakes print one line and exit 2; other known failures exit 1."""
-    try:
-        yield
-    except UserError as error:
-        typer.echo(f"kb: error: {error}", err=True)
-        raise typer.Exit(EXIT_USER_ERROR) from None
-    except KbError as error:
-        typer.echo(f"kb: failed: {error}", err=True)
-        raise typer.Exit(EXIT_FAILURE) from None
-
-
-@contextmanager
-def _opened(db: Path, neo4j: str, read_only: bool = True) -> Iterator[Backend]:
-    backend = open_kb(db, neo4j or None, read_only=read_only)
-    try:
-        yield backend
-    finally:
-        backend.close()
-
-
 @app.command()
 def build(
     source: Annotated[list[Path], typer.Option(
         "--source", "-s", help="A checkout, folder, .tar.gz or .zip of rules; repeatable.")],
     attack: Annotated[Path, typer.Option(help="ATT&CK STIX bundle (.json or .json.gz).")],
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
     report: Annotated[Path | None, typer.Option(
         help="Where to write the JSON load report [default: beside the database].",
         show_default=False)] = None,
 ) -> None:
     """Build the knowledge base from rule sources and an ATT&CK bundle (rebuilding is safe)."""
-    with _reported_errors():
+    with reported_errors():
         result = _run_build(source, attack, db, neo4j)
     target = report or (Path("kb-build-report.json") if neo4j else db.with_suffix(".report.json"))
     result.write(target)
@@ -108,7 +68,7 @@ def build(
 def _run_build(sources: list[Path], attack: Path, db: Path, neo4j: str) -> LoadReport:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with _opened(db, neo4j, read_only=False) as backend, \
+    with opened(db, neo4j, read_only=False) as backend, \
             Progress(*columns, console=errors, transient=True) as progress:
         task = progress.add_task("parsing rules", total=None)
 
@@ -133,11 +93,11 @@ def guide_command(
     deprecated: Annotated[bool, typer.Option(
         "--deprecated/--no-deprecated", help="Take in deprecated rules.")] = False,
     limit: Annotated[int, typer.Option(help="Rows per section.")] = 25,
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
     """The authoring guide of a technique: events, fields, indicators, exclusions, rules."""
-    with _reported_errors(), _opened(db, neo4j) as backend:
+    with reported_errors(), opened(db, neo4j) as backend:
         result = guide(backend, technique, subtechniques, deprecated, platform, domain, vendor,
                        limit)
     if format is Format.json:
@@ -155,7 +115,7 @@ def parse(
         DataFormat.text),
 ) -> None:
     """Parse rule files into predicates, with no database."""
-    with _reported_errors():
+    with reported_errors():
         records = parse_paths(list(files))
     if format is DataFormat.json:
         print(json.dumps([record.as_dict() for record in records], indent=2))
@@ -168,11 +128,11 @@ def rule(
     uid: Annotated[str, typer.Argument(help="Rule uid, e.g. sigma:<id>.")],
     format: Annotated[DataFormat, typer.Option("--format", "-f", help="Output format.")] = (
         DataFormat.text),
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
     """One rule: its metadata, techniques, event types and predicate rows."""
-    with _reported_errors(), _opened(db, neo4j) as backend:
+    with reported_errors(), opened(db, neo4j) as backend:
         rows = run_query(backend, "rule", uid=uid)
         if not rows:
             raise UserError(f"no rule {uid!r} in the knowledge base")
@@ -187,11 +147,11 @@ def rule(
 def stats(
     format: Annotated[DataFormat, typer.Option("--format", "-f", help="Output format.")] = (
         DataFormat.text),
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
     """The catalogue by vendor, and where it came from."""
-    with _reported_errors(), _opened(db, neo4j) as backend:
+    with reported_errors(), opened(db, neo4j) as backend:
         rows = run_query(backend, "stats")
         info = run_query(backend, "kb_info")
     if format is DataFormat.json:
@@ -208,16 +168,16 @@ def query(
         "--param", "-p", help="key=value; repeatable.", show_default=False)] = None,
     format: Annotated[DataFormat, typer.Option("--format", "-f", help="Output format.")] = (
         DataFormat.text),
-    db: DbOption = Path(DEFAULT_DB),
+    db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
     """Run a canned Cypher query by name with parameters."""
-    with _reported_errors():
+    with reported_errors():
         if not name:
             render.query_list(console, canned_queries())
             return
         params = _query_params(name, param or [])
-        with _opened(db, neo4j) as backend:
+        with opened(db, neo4j) as backend:
             rows = run_query(backend, name, **params)
     if format is DataFormat.json:
         print(json.dumps(rows, indent=2))
@@ -260,10 +220,10 @@ def demo(
         show_default=False)] = None,
 ) -> None:
     """Build from the bundled sample rules and ATT&CK subset, then show one guide."""
-    with _reported_errors(), tempfile.TemporaryDirectory() as scratch:
+    with reported_errors(), tempfile.TemporaryDirectory() as scratch:
         target = db or Path(scratch) / "demo.lbug"
         sources = demo_sources()
         _run_build(sources, demo_attack_bundle(), target, "")
-        with _opened(target, "") as backend:
+        with opened(target, "") as backend:
             result = guide(backend, DEMO_TECHNIQUE)
         render.guide_text(console, result)

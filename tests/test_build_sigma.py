@@ -8,7 +8,8 @@ import pytest
 from conftest import ARCHIVES, ATTACK_BUNDLE, CORPORA
 from typer.testing import CliRunner
 
-from kb.cli import EXIT_OK, app
+from kb.cli import app
+from kb.commands.common import EXIT_OK
 
 pytestmark = pytest.mark.corpus
 runner = CliRunner()

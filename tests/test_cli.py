@@ -5,7 +5,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from kb.cli import EXIT_OK, EXIT_USER_ERROR, app
+from kb.cli import app
+from kb.commands.common import EXIT_OK, EXIT_USER_ERROR
 from kb.demo import demo_attack_bundle, demo_sources
 
 runner = CliRunner()
