@@ -479,6 +479,12 @@ class _ExprTransformer(Transformer):
             return _Cond(None)
         return _Cond(self.query.pred(column, op, args[1].values, False))
 
+    def _fn_set_has_element(self, args: list) -> _Cond:
+        column = _as_column(args[1]) if len(args) == 2 else None
+        if column is None or not isinstance(args[0], _Lit):
+            return _Cond(None)
+        return _Cond(self.query.pred(column, "in", args[0].values, False))
+
     def _fn_column_ifexists(self, args: list) -> _Col | None:
         if args and isinstance(args[0], _Lit) and len(args[0].values) == 1:
             return self.env.lookup(args[0].values[0])
@@ -686,8 +692,7 @@ _SUBQUERY_TOKEN = re.compile(r"\u27e6(\d+) *\u27e7")
 _PARAMS = re.compile(r"\s*((?:kind|hint\.[\w.]+|withsource|isfuzzy|with_source)\s*=\s*[\w.]+\s*)")
 _ASIM = re.compile(r"(?:_?(?:Im|ASim)_|im|ASim|vim)[A-Z]")
 _DATA_SOURCES = ("datatable", "externaldata", "range", "print", "_getwatchlist", "evaluate")
-# Operators that filter nothing. TODO(#6): `top-nested` and `partition` (3 queries) still become
-# Unparsed; their sub-queries may filter.
+# Operators that filter nothing and keep the columns.
 _PASS_STAGES = frozenset({
     "project-away", "project-keep", "project-reorder", "sort", "order", "top", "take",
     "limit", "render", "serialize", "sample", "sample-distinct", "as", "getschema", "consume",
@@ -1190,6 +1195,26 @@ class _Query:
 
     def _op_union(self, rest: str, base: int, scope: Scope, tab: Tab) -> Tab:
         return _union([tab, *self._union_items(rest, base, scope)])
+
+    def _op_top_nested(self, rest: str, base: int, scope: Scope, tab: Tab) -> Tab:
+        """Aggregates: only the `of` columns keep their source."""
+        env = Env({}, closed=True)
+        for name in re.findall(r"(?<![\w$])of\s+([A-Za-z_$][\w$]*)", mask(rest)):
+            env.columns[name] = tab.env.lookup(name)
+        return _with_env(tab, env, [])
+
+    def _op_partition(self, rest: str, base: int, scope: Scope, tab: Tab) -> Tab:
+        """`partition by Col (stages)`: the stages run on each part, so they filter the table."""
+        masked = mask(rest)
+        start = max(masked.rfind("("), masked.rfind("{"))
+        close = _closing(masked, start) if start >= 0 else -1
+        if close < 0:
+            raise _StageError("partition without a sub-query")
+        inner, inner_base = rest[start + 1:close], base + start + 1
+        token = _SUBQUERY_TOKEN.fullmatch(inner.strip())
+        if token:
+            inner, inner_base = self._subqueries[token.group(1)]
+        return self._stages(inner, inner_base, scope, tab)
 
     def _op_invoke(self, rest: str, base: int, scope: Scope, tab: Tab) -> Tab:
         # TODO(#6): run the invoked let function's body on the table (6 hunting queries do it)

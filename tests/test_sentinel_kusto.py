@@ -396,3 +396,22 @@ imDns(domain_has_any=domains, responsecodename='NXDOMAIN', starttime=ago(1d))
         ("SrcIpAddr", "eq", "10.0.0.1", True, True),
     ]
     assert result.event_types == ("sentinel:asim/imDns",)
+
+
+def test_partition_stages_filter_and_top_nested_aggregates() -> None:
+    query = """DeviceEvents | where ActionType == "UsbDriveMount"
+| partition by DeviceId (where DriveType == "Removable" | top 1 by Timestamp)
+| top-nested 10 of RemoteDomain by Count = dcount(DeviceId) asc
+| where RemoteDomain endswith ".ru" and Count < 3"""
+
+    assert rows(query) == [
+        ("ActionType", "eq", "UsbDriveMount", False, False),
+        ("DriveType", "eq", "Removable", False, False),
+        ("RemoteDomain", "ends_with", ".ru", False, False),
+    ]
+
+
+def test_set_has_element_with_a_literal_set() -> None:
+    query = 'let parents = dynamic(["services.exe"]); T | where set_has_element(parents, Parent)'
+
+    assert rows(query) == [("Parent", "eq", "services.exe", False, False)]
