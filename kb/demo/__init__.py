@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 DEMO_TECHNIQUE = "T1505"
-_VENDOR_FOLDERS = ("sigma",)
+_VENDOR_FOLDERS = ("sigma", "elastic", "splunk", "sentinel", "chronicle", "panther")
 
 
 def _root() -> Path:
