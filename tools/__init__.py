@@ -1,0 +1,1 @@
+"""Generators of kb's committed normalisation data (see docs/normalisation.md)."""
