@@ -151,7 +151,7 @@ def guide(backend: Backend, technique: str, include_subtechniques: bool = True,
         raise UserError(f"unknown technique {technique}")
     filters = {**scope, "platform": platform, "domain": domain, "vendor": vendor}
     result = Guide(technique=header[0])
-    result.events = run_query(backend, "guide_events", **filters)
+    result.events = run_query(backend, "guide_events", **filters, limit=limit)
     result.fields = _field_uses(run_query(backend, "guide_fields", **filters, limit=limit))
     result.indicators = run_query(backend, "guide_indicators", **filters, limit=limit)
     result.exclusions = run_query(backend, "guide_exclusions", **filters, limit=limit)

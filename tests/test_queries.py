@@ -65,7 +65,7 @@ def test_guide_fields(golden):
         ("alpha", 3, "ends_with", 2, ["x1"]),
         ("alpha", 3, "eq", 1, ["x9"]),
         ("beta", 1, "eq", 1, ["y1"]),
-        ("delta", 1, "in", 1, ["v1", "v2"]),
+        ("delta", 1, "eq", 1, ["v1", "v2"]),
         ("epsilon", 1, "eq", 1, ["w1"]),
         ("gamma", 1, "contains", 1, ["z1"]),
     ]
@@ -81,8 +81,8 @@ def test_guide_indicators_with_corpus_reach(golden):
     assert run_query(golden, "guide_indicators", **T1505) == [
         {"field": "alpha", "op": "ends_with", "value": "x1", "rules": 2, "reach": 2},
         {"field": "beta", "op": "eq", "value": "y1", "rules": 1, "reach": 2},
-        {"field": "delta", "op": "in", "value": "v1", "rules": 1, "reach": 1},
-        {"field": "delta", "op": "in", "value": "v2", "rules": 1, "reach": 1},
+        {"field": "delta", "op": "eq", "value": "v1", "rules": 1, "reach": 1},
+        {"field": "delta", "op": "eq", "value": "v2", "rules": 1, "reach": 1},
         {"field": "epsilon", "op": "eq", "value": "w1", "rules": 1, "reach": 1},
     ]
 
