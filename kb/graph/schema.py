@@ -83,7 +83,10 @@ NODES = (
     ), "A value rules compare a field with."),
     NodeSpec("EventType", "key", (
         _s("key", "<vendor>:<kind>/<name>"), _s("name"), _s("source", "vendor"),
-    ), "A kind of event a rule needs."),
+        _s("category", "taxonomy category, e.g. process_creation; empty when unknown"),
+        _s("category_name", "the category's name"),
+        _s("telemetry", "the concrete telemetry, e.g. Sysmon EventID 1; may be empty"),
+    ), "A kind of event a rule needs, placed in kb's event taxonomy."),
     NodeSpec("DataComponent", "id", (
         _s("id", "ATT&CK id, e.g. DC0032"), _s("name"), _s("stix_id"),
     ), "An ATT&CK data component."),
@@ -110,7 +113,8 @@ RELS = (
     ), "an indicator: the op with its value"),
     RelSpec("OF_FIELD", "Value", "Field"),
     RelSpec("OBSERVES", "Rule", "EventType"),
-    RelSpec("FEEDS", "EventType", "DataComponent"),
+    RelSpec("FEEDS", "EventType", "DataComponent",
+            doc="the event type's taxonomy category feeds the data component"),
     RelSpec("STRATEGY_FOR", "DetectionStrategy", "Technique"),
     RelSpec("HAS_ANALYTIC", "DetectionStrategy", "Analytic"),
     RelSpec("NEEDS", "Analytic", "DataComponent", (_s("log_source", "name:channel"),),

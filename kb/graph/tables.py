@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 
+from kb.events import classify, data_component_names
 from kb.graph.backend import GraphTables, Row
 from kb.model import PredicateRow, RuleRecord
 from kb.normalize import indicator
@@ -32,6 +33,7 @@ def graph_tables(catalog: AttackCatalog, records: Iterable[RuleRecord],
     tables.rels["OF_FIELD"] = [{"_from": key, "_to": row["field"]} for key, row in values.items()
                                if row["field"]]
     tables.nodes["EventType"] = list(event_types.values())
+    _add_feeds(tables, catalog, event_types)
     tables.nodes["KbInfo"] = [{"key": key, "value": value} for key, value in info.items()]
     return tables
 
@@ -144,7 +146,23 @@ def _remember_field(fields: dict[str, Row], name: str, row: PredicateRow, vendor
 
 
 def _add_event_types(tables: GraphTables, record: RuleRecord, event_types: dict[str, Row]) -> None:
+    """OBSERVES edges, and each event type's place in the taxonomy (kb/events.py)."""
     for key in dict.fromkeys(record.event_types):
-        vendor, _, name = key.partition(":")
-        event_types.setdefault(key, {"key": key, "name": name, "source": vendor})
+        if key not in event_types:
+            vendor, _, name = key.partition(":")
+            event_class = classify(key)
+            event_types[key] = {
+                "key": key, "name": name, "source": vendor,
+                "category": event_class.category if event_class else "",
+                "category_name": event_class.category_name if event_class else "",
+                "telemetry": event_class.telemetry if event_class else ""}
         tables.rels["OBSERVES"].append({"_from": record.uid, "_to": key})
+
+
+def _add_feeds(tables: GraphTables, catalog: AttackCatalog, event_types: dict[str, Row]) -> None:
+    """FEEDS edges: each categorised event type to the ATT&CK data components its category feeds."""
+    components = {c["name"]: c["id"] for c in catalog.data_components}
+    for key, row in event_types.items():
+        for name in data_component_names(row["category"]) if row["category"] else ():
+            if name in components:
+                tables.rels["FEEDS"].append({"_from": key, "_to": components[name]})
