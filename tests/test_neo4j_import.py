@@ -15,7 +15,7 @@ import pytest
 from neo4j_fixtures import expected_graph, small_tables
 
 from kb.graph.backend import GraphTables
-from kb.graph.neo4j_import import COMMAND_FILE, export_neo4j_import
+from kb.graph.neo4j_import import COMMAND_FILE, Neo4jImportWriter, export_neo4j_import
 from kb.graph.schema import NODES, RELS
 
 MAVEN_PROJECT = Path(__file__).resolve().parents[1] / "neo4j"
@@ -121,6 +121,16 @@ def test_neo4j_import_writes_the_command_it_returns(tmp_path: Path) -> None:
     assert ("--relationships=/import/relationships/USES.header.csv,"
             "/import/relationships/USES.csv") in args
     assert not any("Analytic" in arg or "NEEDS" in arg for arg in args)  # empty: left out
+
+
+def test_neo4j_import_writer_is_a_backend_that_exports(tmp_path: Path) -> None:
+    writer = Neo4jImportWriter(tmp_path, files_dir="/import")
+
+    writer.load(small_tables())
+
+    assert (tmp_path / COMMAND_FILE).read_text(encoding="utf-8") == writer.command + "\n"
+    with pytest.raises(NotImplementedError, match="queries on import files"):
+        writer.query("RETURN 1")
 
 
 def _import_check(command: str, work: Path) -> list[dict]:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class Neo4jBackend:
     # -- loading ---------------------------------------------------------------------------
 
     def load(self, tables: GraphTables) -> None:
+        started = time.perf_counter()
         self.ensure_schema()
         plan = self._plan(tables)
 
@@ -84,6 +86,10 @@ class Neo4jBackend:
             self._rewire(rel, plan.rewired[rel.type], tables.rels[rel.type])
 
         _log_plan(plan, tables)
+        logger.info("neo4j: %d nodes written, %d removed, relationships replaced for %d nodes, "
+                    "in %.1f s", sum(map(len, plan.upserted.values())),
+                    sum(map(len, plan.removed.values())), sum(map(len, plan.rewired.values())),
+                    time.perf_counter() - started)
 
     def ensure_schema(self) -> None:
         """Create the key constraints and indexes the first time; later calls do nothing."""

@@ -35,6 +35,30 @@ _TYPES = {"STRING": "string", "INT64": "long", "DOUBLE": "double", "BOOLEAN": "b
 _ARRAY_DELIMITERS = ((";", ";"), ("|", "|"), ("U+001F", "\x1f"))
 
 
+class Neo4jImportWriter:
+    """A backend that writes import files instead of a graph, so `kb.build.build` can feed the
+    bulk path: `load` exports the tables and keeps the command in `self.command`."""
+
+    name = "neo4j-import"
+
+    def __init__(self, out_dir: str | Path, *, database: str = "neo4j",
+                 files_dir: str | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.database = database
+        self.files_dir = files_dir
+        self.command = ""
+
+    def load(self, tables: GraphTables) -> None:
+        self.command = export_neo4j_import(tables, self.out_dir, database=self.database,
+                                           files_dir=self.files_dir)
+
+    def query(self, text: str, params: dict[str, Any] | None = None) -> list[Row]:
+        raise NotImplementedError("queries on import files: import them into Neo4j first")
+
+    def close(self) -> None:
+        pass
+
+
 def export_neo4j_import(tables: GraphTables, out_dir: str | Path, *, database: str = "neo4j",
                         files_dir: str | None = None) -> str:
     """Write the import files into `out_dir` and return the command that imports them.
