@@ -61,6 +61,7 @@ ARCHIVES = {
     "chronicle": "chronicle-detection-rules.tar.gz", "panther": "panther-analysis.tar.gz",
 }
 ECS_PIPELINES = ("pysigma-backend-elasticsearch:",)
+WINLOG_PREFIX = "winlog.event_data."
 MULTI_FIELDS = (".caseless", ".text", ".keyword", ".wildcard")
 # Which backend pipeline speaks for which vendor, and how its table or model names a context.
 BACKENDS = {
@@ -256,13 +257,21 @@ class Resolver:
                 found = self.sigma.get((f"sigma:windows/{rest}", field))
                 if found and found.canonical.startswith("winlog."):
                     found = None
+        if (found is None or found.canonical.startswith(WINLOG_PREFIX)) \
+                and context.startswith("sigma:windows/"):
+            # ecs_windows only prefixes a field it has no mapping for under this logsource; a
+            # Windows field it maps explicitly for process creation means the same here.
+            explicit = self.sigma.get(("sigma:windows/process_creation", field))
+            if explicit and not explicit.canonical.startswith(WINLOG_PREFIX):
+                found = Mapping(explicit.canonical,
+                                explicit.origin + " (as in windows/process_creation)")
         if found is None and field in self.ecs:
             found = Mapping(field, "ecs")
         return found
 
     def resolve(self, vendor: str, context: str, field: str) -> Mapping | None:
-        return (self._kb(vendor, context, field) or self._native(vendor, context, field)
-                or self._kb(vendor, "*", field))
+        return (self._kb(vendor, context, field) or self._kb(vendor, "*", field)
+                or self._native(vendor, context, field))
 
     def _kb(self, vendor: str, context: str, field: str) -> Mapping | None:
         for row in self.kb:
