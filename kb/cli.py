@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kb import render
 from kb.build import build as build_kb
+from kb.commands import coverage, site
 from kb.commands.common import (
     DEFAULT_DB_PATH,
     DataFormat,
@@ -150,15 +151,17 @@ def stats(
     db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
-    """The catalogue by vendor, and where it came from."""
+    """The catalogue by vendor, where it came from, and the fields left unmapped."""
     with reported_errors(), opened(db, neo4j) as backend:
         rows = run_query(backend, "stats")
         info = run_query(backend, "kb_info")
+        unmapped = run_query(backend, "unmapped_fields")
     if format is DataFormat.json:
-        print(json.dumps({"vendors": rows, "info": info}, indent=2))
+        print(json.dumps({"vendors": rows, "info": info, "unmapped_fields": unmapped}, indent=2))
     else:
         render.rows_table(console, "Rules by vendor", rows)
         render.rows_table(console, "Build", info)
+        render.rows_table(console, "Unmapped fields (no canonical name)", unmapped)
 
 
 @app.command()
@@ -227,3 +230,9 @@ def demo(
         with opened(target, "") as backend:
             result = guide(backend, DEMO_TECHNIQUE)
         render.guide_text(console, result)
+
+
+for command in coverage.COMMANDS:
+    app.command()(command)
+for command in site.COMMANDS:
+    app.command()(command)
