@@ -62,6 +62,10 @@ ARCHIVES = {
 }
 ECS_PIPELINES = ("pysigma-backend-elasticsearch:",)
 WINLOG_PREFIX = "winlog.event_data."
+# Elastic objects whose keys are the source's own names (Winlogbeat's event data, integrations').
+ELASTIC_OBJECTS = (WINLOG_PREFIX, "aws.cloudtrail.", "azure.", "okta.", "gcp.audit.", "o365.audit.",
+                   "kubernetes.audit.", "google_workspace.", "github.", "zeek.", "endgame.",
+                   "file.Ext.", "user.Ext.", "group.Ext.", "process.Ext.", "kibana.alert.")
 MULTI_FIELDS = (".caseless", ".text", ".keyword", ".wildcard")
 # Which backend pipeline speaks for which vendor, and how its table or model names a context.
 BACKENDS = {
@@ -369,7 +373,9 @@ def alias_rows(usage: dict[tuple[str, str], Counter[str]],
 def namespace(name: str, resolver: Resolver) -> str:
     if name in resolver.ecs:
         return "ecs"
-    return "elastic" if name in resolver.elastic else "kb"
+    if name in resolver.elastic or name.startswith(ELASTIC_OBJECTS):
+        return "elastic"
+    return "kb"
 
 
 def write(rows: list[tuple[str, str, str, str, str]], resolver: Resolver) -> None:
