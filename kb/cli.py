@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from kb import render
 from kb.build import build as build_kb
 from kb.commands import coverage, site
+from kb.commands import neo4j as neo4j_commands
 from kb.commands.common import (
     DEFAULT_DB_PATH,
     DataFormat,
@@ -235,4 +236,6 @@ def demo(
 for command in coverage.COMMANDS:
     app.command()(command)
 for command in site.COMMANDS:
+    app.command()(command)
+for command in neo4j_commands.COMMANDS:
     app.command()(command)

@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from engines import golden_backend  # noqa: F401
 from neo4j_fixtures import neo4j_backend, neo4j_server  # noqa: F401
 
 from kb.sources import Source

@@ -1,20 +1,17 @@
-"""Golden results of every canned query on a small graph whose answers are known by hand."""
+"""Golden results of every canned query on a small graph whose answers are known by hand, on
+both engines (tests/engines.py)."""
 
 import pytest
-from golden_graph import golden_tables
 
-from kb.graph.ladybug_backend import LadybugBackend
 from kb.queries import canned_queries, guide, parse_params_line, run_query
 
 T1505 = {"technique": "T1505"}
 
 
 @pytest.fixture(scope="module")
-def golden(tmp_path_factory):
-    backend = LadybugBackend(tmp_path_factory.mktemp("golden") / "golden.lbug")
-    backend.load(golden_tables())
-    yield backend
-    backend.close()
+def golden(golden_backend):
+    """The golden graph (tests/golden_graph.py) on LadybugDB, then on Neo4j."""
+    return golden_backend
 
 
 def test_canned_queries_all_have_summaries_and_params_lines():

@@ -37,8 +37,8 @@ class DataFormat(StrEnum):
 DbOption = Annotated[Path, typer.Option("--db", help="LadybugDB knowledge base file.",
                                         envvar="KB_DB")]
 Neo4jOption = Annotated[str, typer.Option(
-    "--neo4j", help="Neo4j Bolt URI; credentials from KB_NEO4J_USER / KB_NEO4J_PASSWORD.",
-    show_default=False)]
+    "--neo4j", help="Neo4j Bolt URI (instead of --db); credentials from KB_NEO4J_USER / "
+    "KB_NEO4J_PASSWORD.", envvar="KB_NEO4J_URI", show_default=False)]
 DEFAULT_DB_PATH = Path(DEFAULT_DB)
 
 
