@@ -8,7 +8,7 @@ from kb.build import open_source, parse_sources
 from kb.errors import UserError
 from kb.model import RuleRecord
 from kb.normalize import normalise
-from kb.sources import RuleFile
+from kb.sources import RuleFile, Source
 from loaders import all_loaders
 
 
@@ -27,15 +27,25 @@ def parse_paths(paths: list[str | Path]) -> list[RuleRecord]:
 
 
 def parse_lone_file(path: Path) -> list[RuleRecord]:
-    """A single rule file; its vendor is recognised from its content."""
+    """A single rule file; its vendor is recognised from its content.
+
+    When the file's folder is itself a source of that vendor (a Panther YAML beside its Python
+    file, say), the folder supplies what the rule shares with its neighbours.
+    """
     try:
         text = path.read_bytes().decode("utf-8-sig", errors="replace")
     except OSError as error:
         raise UserError(f"{path}: cannot read: {error.strerror}") from error
-    for loader in all_loaders():
-        if loader.sniff(str(path), text):
-            return loader.parse_file(RuleFile(str(path), text), loader.load_context(None))
-    raise UserError(f"{path}: not a rule file of a known vendor")
+    loader = next((loader for loader in all_loaders() if loader.sniff(str(path), text)), None)
+    if loader is None:
+        raise UserError(f"{path}: not a rule file of a known vendor")
+    folder = Source.open(path.parent)
+    if not loader.detect(folder):
+        return loader.parse_file(RuleFile(str(path), text), loader.load_context(None))
+    records = loader.parse_file(RuleFile(path.name, text), loader.load_context(folder))
+    for record in records:
+        record.path = str(path)
+    return records
 
 
 def _is_archive(path: Path) -> bool:

@@ -151,3 +151,18 @@ def test_cli_parse_names_the_file_of_an_unknown_format(tmp_path):
 
     assert result.exit_code == EXIT_USER_ERROR
     assert "notes.txt: not a rule file of a known vendor" in result.output
+
+
+@pytest.mark.parametrize("vendor", ["sigma", "elastic", "splunk", "sentinel", "chronicle",
+                                    "panther"])
+def test_cli_parse_a_lone_demo_rule_of_each_vendor_fully(vendor):
+    folder = next(s for s in demo_sources() if s.name == vendor)
+    rule = next(p for p in sorted(folder.rglob("*"))
+                if p.suffix in (".yml", ".yaml", ".toml", ".yaral") and "macros" not in p.parts)
+
+    result = runner.invoke(app, ["parse", str(rule), "--format", "json"])
+    [parsed] = json.loads(result.output)
+
+    assert parsed["vendor"] == vendor
+    assert parsed["parse_status"] == "full"
+    assert parsed["predicates"]
