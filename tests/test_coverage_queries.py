@@ -1,28 +1,21 @@
-"""Golden results of the coverage and drill-down canned queries, on both engines, over the
-golden graph's coverage extension (tests/golden_graph.py, `coverage_tables`)."""
+"""Golden results of the coverage and drill-down canned queries, on both engines (the
+`golden_backend` fixture of tests/engines.py), over the golden graph's coverage extension
+(tests/golden_graph.py, `coverage_tables`)."""
 
 from __future__ import annotations
 
 import pytest
 from golden_graph import coverage_tables
 
-from kb.graph.ladybug_backend import LadybugBackend
 from kb.queries import run_query
 
-ENGINES = ["ladybug", pytest.param("neo4j", marks=pytest.mark.neo4j)]
+GOLDEN_TABLES = coverage_tables
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def golden(request, tmp_path_factory):
-    if request.param == "neo4j":
-        backend = request.getfixturevalue("neo4j_backend")
-        backend.load(coverage_tables())
-        yield backend
-        return
-    backend = LadybugBackend(tmp_path_factory.mktemp("coverage") / "coverage.lbug")
-    backend.load(coverage_tables())
-    yield backend
-    backend.close()
+@pytest.fixture
+def golden(golden_backend):
+    """The coverage graph on each engine in turn (tests/engines.py)."""
+    return golden_backend
 
 
 def _sorted_lists(rows):

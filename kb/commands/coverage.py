@@ -152,8 +152,12 @@ def coverage(
     db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
-    """What the catalogue detects with only your telemetry, which rules fall out, and which one
-    more event source would add the most techniques."""
+    """What the catalogue detects with only your telemetry, and what one more source would add.
+
+    Lists the techniques detected and lost, the rules that fall out, and the extra event
+    sources that would add the most techniques. A rule runs when any one of its event types
+    is available (see docs/coverage.md).
+    """
     with reported_errors():
         names = [*(have or []), *(cov.read_have_file(have_file) if have_file else [])]
         if not names:
@@ -212,8 +216,11 @@ def compare(
     db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
-    """Techniques one vendor covers and the other does not; on shared techniques, the
-    indicators each uses that the other lacks."""
+    """Techniques one vendor covers and the other not, and indicators each lacks on shared ones.
+
+    Techniques are compared as tagged (no roll-up); indicators are (field, op, value) in the
+    folded form the guide shows, unnegated, used by live rules.
+    """
     with reported_errors(), opened(db, neo4j) as backend:
         result = cov.compare(backend, vendor, other, limit)
     if format is DataFormat.json:
@@ -253,8 +260,11 @@ def drill(
     db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
-    """Drill down: the rules and techniques behind a field, an indicator or an event type, or a
-    rule's nearest neighbours by shared indicators."""
+    """Drill down into a field, an indicator, an event type, or a rule's neighbours.
+
+    field FIELD, indicator FIELD OP VALUE and event EVENT_TYPE list the rules behind them and
+    their techniques; rule UID lists the rules sharing most indicators with it.
+    """
     with reported_errors():
         if len(args) != len(_DRILL_ARGS[kind]):
             raise UserError(f"drill {kind.value} takes {' '.join(_DRILL_ARGS[kind])}")
