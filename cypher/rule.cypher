@@ -1,15 +1,16 @@
 // One rule: its metadata, techniques and event types.
 // Parameters: uid.
-// Columns: uid, vendor, native_id, title, language, path, source, status, deprecated,
-//   severity, platforms, domain, parse_status, problem_count, properties, techniques,
-//   event_types.
+// Columns: uid, vendor, native_id, title, language, path, source, commit, status,
+//   deprecated, severity, platforms, domain, parse_status, problem_count, properties,
+//   techniques, event_types.
 // :params {uid: 'sigma:8b3ad3a4-e4e9-4b13-a3e8-b3bd2f9a2e4c'}
 MATCH (r:Rule {uid: $uid})
 OPTIONAL MATCH (r)-[:DETECTS]->(t:Technique)
 WITH r, collect(DISTINCT t.id) AS techniques
 OPTIONAL MATCH (r)-[:OBSERVES]->(e:EventType)
 RETURN r.uid AS uid, r.vendor AS vendor, r.native_id AS native_id, r.title AS title,
-       r.language AS language, r.path AS path, r.source AS source, r.status AS status,
-       r.deprecated AS deprecated, r.severity AS severity, r.platforms AS platforms,
-       r.domain AS domain, r.parse_status AS parse_status, r.problem_count AS problem_count,
-       r.properties AS properties, techniques, collect(DISTINCT e.key) AS event_types
+       r.language AS language, r.path AS path, r.source AS source, r.commit AS commit,
+       r.status AS status, r.deprecated AS deprecated, r.severity AS severity,
+       r.platforms AS platforms, r.domain AS domain, r.parse_status AS parse_status,
+       r.problem_count AS problem_count, r.properties AS properties, techniques,
+       collect(DISTINCT e.key) AS event_types

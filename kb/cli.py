@@ -13,9 +13,11 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kb import render
+from kb.build import SourceInput
 from kb.build import build as build_kb
 from kb.commands import coverage, site
 from kb.commands import neo4j as neo4j_commands
+from kb.commands import sources as source_commands
 from kb.commands.common import (
     DEFAULT_DB_PATH,
     DataFormat,
@@ -27,6 +29,7 @@ from kb.commands.common import (
     opened,
     reported_errors,
 )
+from kb.commands.sources import build_inputs
 from kb.demo import DEMO_TECHNIQUE, demo_attack_bundle, demo_sources
 from kb.errors import UserError
 from kb.parse import parse_paths
@@ -50,24 +53,38 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each
 
 @app.command()
 def build(
-    source: Annotated[list[Path], typer.Option(
-        "--source", "-s", help="A checkout, folder, .tar.gz or .zip of rules; repeatable.")],
-    attack: Annotated[Path, typer.Option(help="ATT&CK STIX bundle (.json or .json.gz).")],
+    source: Annotated[list[Path] | None, typer.Option(
+        "--source", "-s", help="A checkout, folder, .tar.gz or .zip of rules; repeatable "
+        "(default: the sources file's sources, as `kb sync` fetched them).",
+        show_default=False)] = None,
+    attack: Annotated[Path | None, typer.Option(
+        help="ATT&CK STIX bundle (.json or .json.gz) (default: the sources file's bundle).",
+        show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="The sources file (default: ./kb.yaml, else kb's default "
+        "sources).", show_default=False)] = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Parse every file again and rebuild the graph whole.")] = False,
     db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
     report: Annotated[Path | None, typer.Option(
         help="Where to write the JSON load report [default: beside the database].",
         show_default=False)] = None,
 ) -> None:
-    """Build the knowledge base from rule sources and an ATT&CK bundle (rebuilding is safe)."""
+    """Build the knowledge base from rule sources and an ATT&CK bundle (rebuilding is safe).
+
+    Only files changed since the last build are parsed again, and the graph is updated in place.
+    """
     with reported_errors():
-        result = _run_build(source, attack, db, neo4j)
+        sources, bundle = build_inputs(source or [], attack, config)
+        result = _run_build(sources, bundle, db, neo4j, fresh)
     target = report or (Path("kb-build-report.json") if neo4j else db.with_suffix(".report.json"))
     result.write(target)
     console.print(f"Load report written to {target}")
 
 
-def _run_build(sources: list[Path], attack: Path, db: Path, neo4j: str) -> LoadReport:
+def _run_build(sources: list[Path] | list[SourceInput], attack: Path, db: Path, neo4j: str,
+               fresh: bool = False) -> LoadReport:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with opened(db, neo4j, read_only=False) as backend, \
@@ -77,7 +94,7 @@ def _run_build(sources: list[Path], attack: Path, db: Path, neo4j: str) -> LoadR
         def advance(stage: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        report = build_kb(sources, attack, backend, progress=advance)
+        report = build_kb(sources, attack, backend, progress=advance, fresh=fresh)
     render.load_report(console, report)
     return report
 
@@ -238,4 +255,6 @@ for command in coverage.COMMANDS:
 for command in site.COMMANDS:
     app.command()(command)
 for command in neo4j_commands.COMMANDS:
+    app.command()(command)
+for command in source_commands.COMMANDS:
     app.command()(command)

@@ -74,7 +74,15 @@ def _headline(result: Guide) -> str:
     return (f"{t['id']} {t['name']}\n"
             f"Tactics: {', '.join(t['tactics'])}   Platforms: {', '.join(t['platforms'])}\n"
             f"Rules: {t['rules']}   Sub-techniques: {t['subtechniques']}   "
-            f"ATT&CK {result.sources.get('attack_version', '?')}")
+            f"ATT&CK {result.sources.get('attack_version', '?')}"
+            + _source_line(result.sources))
+
+
+def _source_line(facts: dict[str, str]) -> str:
+    """`Sources: sigma at 8eaafff1f284 (2026-08-05), ...` from the KbInfo `source:` facts."""
+    sources = [f"{key.removeprefix('source:')}: {value}" for key, value in sorted(facts.items())
+               if key.startswith("source:")]
+    return f"\nSources: {'; '.join(sources)}" if sources else ""
 
 
 def guide_text(console: Console, result: Guide) -> None:

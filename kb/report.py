@@ -25,6 +25,28 @@ class VendorFigures:
     unmapped_fields: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RecordFigures:
+    """What the report counts of one rule."""
+
+    vendor: str
+    language: str
+    parse_status: str
+    deprecated: bool
+    problems: tuple[str, ...]
+    predicate_rows: int
+    unmapped_rows: int
+    unmapped_fields: tuple[str, ...]
+
+    @classmethod
+    def of(cls, record: RuleRecord) -> RecordFigures:
+        mappable = [r for r in record.predicates if r.field and not r.computed]
+        unmapped = [r for r in mappable if not r.canonical_field]
+        return cls(record.vendor, record.language, record.parse_status, record.deprecated,
+                   tuple(p.kind for p in record.problems), len(mappable), len(unmapped),
+                   tuple(dict.fromkeys(r.field for r in unmapped)))
+
+
 @dataclass
 class LoadReport:
     vendors: dict[str, VendorFigures] = field(default_factory=dict)
@@ -35,6 +57,10 @@ class LoadReport:
     seconds: float = 0.0
 
     def add_records(self, records: list[RuleRecord]) -> None:
+        self.add_figures([RecordFigures.of(record) for record in records])
+
+    def add_figures(self, records: list[RecordFigures]) -> None:
+        """Count rules from their figures (an incremental build keeps figures, not records)."""
         statuses: dict[str, Counter[str]] = defaultdict(Counter)
         languages: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
         problems: dict[str, Counter[str]] = defaultdict(Counter)
@@ -45,12 +71,10 @@ class LoadReport:
             figures.deprecated += record.deprecated
             statuses[record.vendor][record.parse_status] += 1
             languages[record.vendor][record.language][record.parse_status] += 1
-            problems[record.vendor].update(p.kind for p in record.problems)
-            mappable = [r for r in record.predicates if r.field and not r.computed]
-            figures.predicate_rows += len(mappable)
-            missing = {r.field for r in mappable if not r.canonical_field}
-            figures.unmapped_rows += sum(1 for r in mappable if not r.canonical_field)
-            unmapped[record.vendor].update(missing)
+            problems[record.vendor].update(record.problems)
+            figures.predicate_rows += record.predicate_rows
+            figures.unmapped_rows += record.unmapped_rows
+            unmapped[record.vendor].update(record.unmapped_fields)
         for vendor, figures in self.vendors.items():
             figures.parse_status = dict(statuses[vendor])
             figures.languages = {lang: dict(c) for lang, c in languages[vendor].items()}

@@ -1,7 +1,9 @@
 """The embedded engine: LadybugDB, bulk-loaded with COPY from Arrow tables.
 
 A load rebuilds the database file from scratch: COPY into empty tables is the fast path, and
-UNWIND batches from Python are about a thousand times slower on this engine.
+UNWIND batches from Python are about a thousand times slower on this engine. An incremental
+build instead calls `update` with a small delta (kb/graph/delta.py): COPY appends the new rows,
+Cypher removes and recounts the rest, all in one transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pyarrow as pa
 
 from kb.errors import EngineError
 from kb.graph.backend import GraphTables, Row, plain
+from kb.graph.delta import GraphDelta, apply_delta
 from kb.graph.schema import NODE_BY_LABEL, NODES, RELS, NodeSpec, Prop, RelSpec
 
 logger = logging.getLogger(__name__)
@@ -49,10 +52,29 @@ class LadybugBackend:
         self._open()
         for statement in schema_statements():
             self._conn.execute(statement)
+        self.insert(tables)
+
+    def insert(self, tables: GraphTables) -> None:
+        """Add rows to what the database holds (COPY appends to a table that has rows)."""
         for spec in NODES:
             self._copy(spec.label, _node_table(spec, tables.nodes[spec.label]))
         for rel in RELS:
             self._copy(rel.type, _rel_table(rel, tables.rels[rel.type]))
+
+    def update(self, delta: GraphDelta) -> None:
+        """Apply an incremental build's delta in one transaction: all of it or none."""
+        self._conn.execute("BEGIN TRANSACTION")
+        try:
+            apply_delta(self, delta)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    @property
+    def state_path(self) -> Path:
+        """Where an incremental build keeps what it read, beside the database file."""
+        return self.path.with_name(self.path.name + ".kbstate")
 
     def _copy(self, table_name: str, table: pa.Table) -> None:
         if table.num_rows:

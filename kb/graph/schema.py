@@ -67,7 +67,9 @@ NODES = (
     ), "An ATT&CK tactic."),
     NodeSpec("Rule", "uid", (
         _s("uid", "<vendor>:<native id>"), _s("vendor"), _s("native_id"), _s("title"),
-        _s("language"), _s("path", "path inside its source"), _s("source", "where it was read"),
+        _s("language"), _s("path", "path inside its source"),
+        _s("source", "the source's name (KbInfo `source:<name>` says where it came from)"),
+        _s("commit", "the source's git commit it was read at, or empty"),
         _s("status"), _b("deprecated"), _s("severity"), _list("platforms"),
         _s("domain", "endpoint, network, cloud, identity, application or other"),
         _s("parse_status", "full, partial, none or no_query"), _int("problem_count"),

@@ -16,19 +16,20 @@ _ENDPOINT_PLATFORMS = frozenset({"windows", "linux", "macos"})
 
 
 def graph_tables(catalog: AttackCatalog, records: Iterable[RuleRecord],
-                 info: dict[str, str]) -> GraphTables:
+                 info: dict[str, str], commits: dict[str, str] | None = None) -> GraphTables:
+    """The tables of a knowledge base; `commits` names each source's commit (by source name)."""
     tables = GraphTables()
     _add_attack(tables, catalog)
     known_techniques = catalog.technique_ids()
-    fields: dict[str, Row] = {}
+    fields: dict[str, set[tuple[str, bool]]] = defaultdict(set)
     values: dict[str, Row] = {}
     event_types: dict[str, Row] = {}
     for record in records:
-        _add_rule(tables, record, known_techniques)
+        _add_rule(tables, record, known_techniques, (commits or {}).get(record.source_name, ""))
         _add_predicates(tables, record, fields, values)
         _add_event_types(tables, record, event_types)
     _add_reach(tables.rels["USES"], tables.nodes["Rule"])
-    tables.nodes["Field"] = list(fields.values())
+    tables.nodes["Field"] = [field_row(name, uses) for name, uses in fields.items()]
     tables.nodes["Value"] = list(values.values())
     tables.rels["OF_FIELD"] = [{"_from": key, "_to": row["field"]} for key, row in values.items()
                                if row["field"]]
@@ -82,11 +83,13 @@ def _add_detection_model(tables: GraphTables, catalog: AttackCatalog) -> None:
                     "log_source": f"{source.get('name', '')}:{source.get('channel', '')}"})
 
 
-def _add_rule(tables: GraphTables, record: RuleRecord, known_techniques: set[str]) -> None:
+def _add_rule(tables: GraphTables, record: RuleRecord, known_techniques: set[str],
+              commit: str) -> None:
     tables.nodes["Rule"].append({
         "uid": record.uid, "vendor": record.vendor, "native_id": record.native_id,
         "title": record.title, "language": record.language, "path": record.path,
-        "source": record.source_name, "status": record.status, "deprecated": record.deprecated,
+        "source": record.source_name, "commit": commit, "status": record.status,
+        "deprecated": record.deprecated,
         "severity": record.severity, "platforms": list(record.platforms),
         "domain": rule_domain(record), "parse_status": record.parse_status,
         "problem_count": len(record.problems),
@@ -105,8 +108,8 @@ def rule_domain(record: RuleRecord) -> str:
     return "endpoint" if _ENDPOINT_PLATFORMS & set(record.platforms) else "other"
 
 
-def _add_predicates(tables: GraphTables, record: RuleRecord, fields: dict[str, Row],
-                    values: dict[str, Row]) -> None:
+def _add_predicates(tables: GraphTables, record: RuleRecord,
+                    fields: dict[str, set[tuple[str, bool]]], values: dict[str, Row]) -> None:
     filters: dict[tuple[object, ...], Row] = {}
     uses: dict[tuple[object, ...], Row] = {}
     for row in record.predicates:
@@ -114,7 +117,7 @@ def _add_predicates(tables: GraphTables, record: RuleRecord, fields: dict[str, R
         props = {"op": op, "negated": row.negated, "exclusion": row.exclusion,
                  "raw_field": row.field}
         if field_name:
-            _remember_field(fields, field_name, row, record.vendor)
+            fields[field_name].add(_field_use(row, record.vendor))
             edge = {"_from": record.uid, "_to": field_name, **props}
             filters.setdefault(tuple(edge.values()), edge)
         key = f"{field_name}={value}"
@@ -137,12 +140,26 @@ def _add_reach(uses: list[Row], rules: list[Row]) -> None:
         edge["reach"] = len(users.get((edge["_to"], edge["op"]), ()))
 
 
-def _remember_field(fields: dict[str, Row], name: str, row: PredicateRow, vendor: str) -> None:
-    entry = fields.setdefault(name, {"name": name, "mapped": bool(row.canonical_field),
-                                     "aliases": []})
-    alias = f"{vendor}:{row.field}"
-    if alias not in entry["aliases"]:
-        entry["aliases"].append(alias)
+def _field_use(row: PredicateRow, vendor: str) -> tuple[str, bool]:
+    return f"{vendor}:{row.field}", bool(row.canonical_field)
+
+
+def record_fields(record: RuleRecord) -> set[tuple[str, str, bool]]:
+    """The (field, vendor:raw alias, mapped) uses a record adds to the Field nodes."""
+    uses = set()
+    for row in record.predicates:
+        field_name = indicator(row)[0]
+        if field_name:
+            uses.add((field_name, *_field_use(row, record.vendor)))
+    return uses
+
+
+def field_row(name: str, uses: Iterable[tuple[str, bool]]) -> Row:
+    """A Field node from every (alias, mapped) use of it, whatever order the rules came in:
+    mapped when any rule's field normalised to it, aliases sorted."""
+    uses = list(uses)
+    return {"name": name, "mapped": any(mapped for _, mapped in uses),
+            "aliases": sorted({alias for alias, _ in uses})}
 
 
 def _add_event_types(tables: GraphTables, record: RuleRecord, event_types: dict[str, Row]) -> None:
