@@ -30,8 +30,7 @@ def records():
     for vendor in LOADER_MODULES:
         loader = get_loader(vendor)
         source = corpus_source(vendor)
-        opened.append(OpenSource(source, loader, loader.load_context(source),
-                                 loader.rule_paths(source)))
+        opened.append(OpenSource(source=source, loader=loader, paths=loader.rule_paths(source)))
     parsed = parse_sources(opened, None)
     for record in parsed:
         normalise(record)
