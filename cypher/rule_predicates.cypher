@@ -5,4 +5,4 @@
 MATCH (r:Rule {uid: $uid})-[u:USES]->(v:Value)
 RETURN v.field AS field, u.raw_field AS raw_field, u.op AS op, v.value AS value,
        u.raw_value AS raw_value, u.negated AS negated, u.exclusion AS exclusion
-ORDER BY exclusion, raw_field, op, raw_value
+ORDER BY exclusion, raw_field, op, raw_value, negated

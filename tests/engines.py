@@ -14,11 +14,16 @@ in `GOLDEN_TABLES` (a function returning `GraphTables`), by default `golden_grap
 
 The graph is loaded once per module and engine. The Neo4j test server holds one graph at a
 time: a module that also asks for `neo4j_backend` directly gets the same database.
+
+`normalised(rows)` removes what the engines may answer differently and kb does not promise
+(the order inside collected lists, whole numbers typed as floats), for tests that compare the
+engines with each other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from golden_graph import golden_tables
@@ -43,3 +48,21 @@ def golden_backend(request: pytest.FixtureRequest,
     backend.load(tables)
     yield backend
     backend.close()
+
+
+def normalised(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows, in their order, with the differences engines may show and kb does not promise
+    removed: whole numbers as int, lists (collected in each engine's own order) sorted."""
+    return [{key: _normalised(value) for key, value in row.items()} for row in rows]
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return sorted((_normalised(item) for item in value), key=repr)
+    if isinstance(value, dict):
+        return {key: _normalised(item) for key, item in value.items()}
+    return value

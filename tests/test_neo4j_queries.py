@@ -14,6 +14,7 @@ import zipfile
 from typing import Any
 
 import pytest
+from engines import normalised
 from golden_graph import coverage_tables
 from typer.testing import CliRunner
 
@@ -42,20 +43,6 @@ GOLDEN_PARAMS: dict[str, dict[str, Any]] = {
 # Queries that answer nothing on the golden graph even so (none today; say why when added).
 EMPTY_ON_GOLDEN: set[str] = set()
 QUERY_NAMES = sorted(canned_queries())
-
-
-def normalised(value: Any) -> Any:
-    """A result with the differences engines may show and kb does not promise removed: whole
-    numbers as int, lists (collected in each engine's own order) sorted."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return sorted((normalised(item) for item in value), key=repr)
-    if isinstance(value, dict):
-        return {key: normalised(item) for key, item in value.items()}
-    return value
 
 
 @pytest.fixture(scope="module")
