@@ -10,6 +10,9 @@ empty cache folder of its own:
   (d) a clean build from scratch into another database, and whether its graph equals (c)'s;
   (e) the alternative kb does not take by default: the same rebuild as a full COPY load from
       the parse cache (no build state, so every record is read back and the graph rebuilt).
+With `--neo4j bolt://...` (a scratch server: its graph is replaced) it times (a), (b) and (c)
+on Neo4j instead, where an incremental build reads every record from the parse cache and the
+backend's `load` writes only the difference, and checks (c) against a clean LadybugDB build.
 Figures are wall seconds in this process; the machine may be shared, so (c)/(a) matters more
 than either number alone.
 """
@@ -41,12 +44,13 @@ def extract(corpora: Path, scratch: Path) -> list[Path]:
     return folders
 
 
-def timed_build(sources: list[Path], bundle: Path, db: Path, fresh: bool = False
+def timed_build(sources: list[Path], bundle: Path, db: Path | str, fresh: bool = False
                 ) -> tuple[float, object]:
     from kb.build import build
-    from kb.graph.ladybug_backend import LadybugBackend
+    from kb.queries import open_kb
 
-    backend = LadybugBackend(db)
+    neo4j = db if isinstance(db, str) else None
+    backend = open_kb(None if neo4j else db, neo4j, read_only=False)
     started = time.perf_counter()
     report = build(sources, bundle, backend, fresh=fresh)
     seconds = time.perf_counter() - started
@@ -64,11 +68,12 @@ def change_one_rule(sigma: Path) -> None:
                     encoding="utf-8")
 
 
-def same_graph(first: Path, second: Path) -> bool:
+def same_graph(first: Path | str, second: Path) -> bool:
     from kb.diff import comparable, stored_tables
-    from kb.graph.ladybug_backend import LadybugBackend
+    from kb.queries import open_kb
 
-    left, right = LadybugBackend(first, read_only=True), LadybugBackend(second, read_only=True)
+    left = open_kb(None, first) if isinstance(first, str) else open_kb(first)
+    right = open_kb(second)
     try:
         return comparable(stored_tables(left)) == comparable(stored_tables(right))
     finally:
@@ -76,16 +81,28 @@ def same_graph(first: Path, second: Path) -> bool:
         right.close()
 
 
+def _wipe(uri: str) -> None:
+    from kb.graph.neo4j_backend import Neo4jBackend
+
+    backend = Neo4jBackend(uri)
+    backend.wipe()
+    backend.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
-    corpora = parser.parse_args().corpora
+    parser.add_argument("--neo4j", default="", help="a scratch Neo4j server's Bolt URI")
+    arguments = parser.parse_args()
+    corpora, neo4j = arguments.corpora, arguments.neo4j
     bundle = corpora / BUNDLE
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         os.environ["KB_CACHE_DIR"] = str(scratch / "cache")
         sources = extract(corpora, scratch)
-        db = scratch / "kb.lbug"
+        db: Path | str = neo4j or scratch / "kb.lbug"
+        if neo4j:
+            _wipe(neo4j)
         figures = {}
         figures["first_build_s"], report = timed_build(sources, bundle, db)
         figures["rules"] = sum(v.rules for v in report.vendors.values())
@@ -97,8 +114,9 @@ def main() -> None:
         figures["clean_build_s"], _ = timed_build(sources, bundle, scratch / "clean.lbug",
                                                   fresh=True)
         figures["incremental_equals_clean"] = same_graph(db, scratch / "clean.lbug")
-        (scratch / "kb.lbug.kbstate").unlink()
-        figures["full_copy_from_parse_cache_s"], _ = timed_build(sources, bundle, db)
+        if not neo4j:
+            (scratch / "kb.lbug.kbstate").unlink()
+            figures["full_copy_from_parse_cache_s"], _ = timed_build(sources, bundle, db)
     for name, value in figures.items():
         shown = f"{value:10.3f}" if isinstance(value, float) else f"{value!s:>10}"
         print(f"{name:32} {shown}")

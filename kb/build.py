@@ -117,6 +117,8 @@ def build(sources: Sequence[str | Path | SourceInput], attack_bundle: str | Path
     save_state(the_plan, settled, backend)
 
     report.graph = graph
+    report.build = {"mode": the_plan.mode, "rule_files": len(the_plan.slots),
+                    "parsed": reader.parsed, "from_cache": reader.cached}
     report.attack_version = catalog.version
     report.seconds = round(time.perf_counter() - started, 2)
     logger.info("built %d rules (%s) in %.1f s", sum(v.rules for v in report.vendors.values()),
@@ -240,6 +242,7 @@ class FileReader:
         self.progress = progress
         self.names = technique_names(catalog)
         self.known = catalog.technique_ids()
+        self.parsed = self.cached = 0
 
     def read(self, indices: list[int]
              ) -> dict[int, tuple[list[RuleRecord], tuple[RecordSummary, ...]]]:
@@ -252,6 +255,8 @@ class FileReader:
         new = {slot.key: parsed[(slot.source, slot.path)] for slot in missing}
         self.cache.put(new)
         blobs.update(new)
+        self.parsed += len(missing)
+        self.cached += len(slots) - len(missing)
         logger.info("read %d rule files: %d from the parse cache, %d parsed", len(slots),
                     len(slots) - len(missing), len(missing))
         return {index: self._settled(slot, blobs[slot.key])

@@ -150,7 +150,11 @@ def load_report(console: Console, report: LoadReport) -> None:
         rows.append([vendor, figures.rules, status.get("full", 0), status.get("partial", 0),
                      status.get("none", 0), status.get("no_query", 0), figures.deprecated,
                      f"{figures.unmapped_rows}/{figures.predicate_rows}"])
-    console.print(_table(f"Load report (ATT&CK {report.attack_version}, {report.seconds} s)",
+    how = report.build
+    build = (f", {'incremental' if how['mode'] == 'delta' else 'full'} build: "
+             f"{how['parsed']} of {how['rule_files']} files parsed") if how else ""
+    console.print(_table(f"Load report (ATT&CK {report.attack_version}, {report.seconds} s"
+                         f"{build})",
                          ["Vendor", "Rules", "Full", "Partial", "None", "No query",
                           "Deprecated", "Unmapped rows"], rows))
     problems = [[vendor, kind, count] for vendor, f in sorted(report.vendors.items())

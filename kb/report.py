@@ -55,6 +55,8 @@ class LoadReport:
     graph: dict[str, int] = field(default_factory=dict)
     attack_version: str = ""
     seconds: float = 0.0
+    # How the build went: mode (full or delta), rule files, files parsed, files from the cache.
+    build: dict[str, Any] = field(default_factory=dict)
 
     def add_records(self, records: list[RuleRecord]) -> None:
         self.add_figures([RecordFigures.of(record) for record in records])

@@ -1,0 +1,56 @@
+"""Incremental builds on Neo4j: every record comes from the parse cache and the backend's own
+`load` writes only the difference; the graph then equals a clean build's."""
+
+from __future__ import annotations
+
+import pytest
+import test_incremental
+from test_incremental import SIGMA_RULE, graph_of, sigma_file
+
+from kb import build as build_module
+from kb.build import build
+from kb.demo import demo_attack_bundle
+from kb.diff import comparable, stored_tables
+from kb.graph.ladybug_backend import LadybugBackend
+from kb.graph.neo4j_backend import Neo4jBackend
+
+pytestmark = pytest.mark.neo4j
+catalogue_files = test_incremental.catalogue_files
+catalogue = test_incremental.catalogue
+
+
+def neo4j_graph(backend: Neo4jBackend) -> dict[str, list[str]]:
+    return comparable(stored_tables(backend))
+
+
+def clean_graph(tmp_path, sources) -> dict[str, list[str]]:
+    db = tmp_path / "clean.lbug"
+    backend = LadybugBackend(db)
+    build(sources, demo_attack_bundle(), backend, fresh=True)
+    backend.close()
+    return graph_of(db)
+
+
+def test_incremental_neo4j_rebuild_equals_a_clean_build(neo4j_backend, tmp_path, catalogue,
+                                                         monkeypatch):
+    build(catalogue, demo_attack_bundle(), neo4j_backend)
+    changed = sigma_file(catalogue[0])
+    changed.write_text(changed.read_text().replace(
+        "    condition: ", "    kb_extra:\n        CommandLine|contains: 'kb-neo4j'\n"
+        "    condition: kb_extra or ", 1))
+    sigma_file(catalogue[0], 1).unlink()
+    parsed = []
+    original = build_module.parse_files
+
+    def counting(opened, tasks, progress):
+        parsed.extend(tasks)
+        return original(opened, tasks, progress)
+
+    monkeypatch.setattr(build_module, "parse_files", counting)
+
+    report = build(catalogue, demo_attack_bundle(), neo4j_backend)
+
+    assert [path for _, path in parsed] == [f"{SIGMA_RULE}{changed.name}"]
+    stored, clean = neo4j_graph(neo4j_backend), clean_graph(tmp_path, catalogue)
+    assert [name for name in stored if stored[name] != clean[name]] == []
+    assert report.graph["Rule"] == len(clean["Rule"])
