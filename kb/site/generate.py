@@ -137,6 +137,7 @@ def environment(catalogue: Catalogue) -> Environment:
                       autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["heat"] = heat
+    env.filters["s"] = lambda count: "" if count == 1 else "s"
     env.filters["basename"] = lambda path: str(path).replace("\\", "/").rstrip("/").rsplit(
         "/", 1)[-1]
     env.globals.update(

@@ -115,7 +115,7 @@ def _paginated(kind: str, path: str, template: str, subject: dict[str, Any], tot
         every = rows()
         return {**subject, "total": len(every), "pager": Pager(pages, index),
                 "rows": every[index * DRILLDOWN_ROWS:(index + 1) * DRILLDOWN_ROWS],
-                "techniques": technique_counts(every) if index == 0 else []}
+                "techniques": technique_counts(every)}
 
     for index, page in enumerate(pages):
         yield Page(kind, page, template, lambda index=index: context(index))
