@@ -403,6 +403,7 @@ def write_graph(the_plan: Plan, settled: Settled, catalog: AttackCatalog, info: 
     added = graph_tables(catalog, settled.kept_records(the_plan.slots, settled.affected), info,
                          commits)
     names = settled.removed_fields | {row["name"] for row in added.nodes["Field"]}
+    incremental.forget_state(getattr(backend, "state_path", None))  # a delta cut short
     backend.update(GraphDelta(
         removed_rules=settled.removed, added=added,
         fields=incremental.field_rows(the_plan, settled, names),

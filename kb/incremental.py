@@ -20,13 +20,14 @@ report, and, for a delta, which rules leave the graph and which come in.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import pickle
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -92,8 +93,24 @@ def build_fingerprint(attack_digest: str) -> str:
 
 
 def context_digest(context: object) -> str:
-    """A digest of a loader's shared context for a source (a change reparses its files)."""
-    return digest(pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL))
+    """A digest of a loader's shared context for a source (a change reparses its files). Sets
+    are sorted and objects read field by field, so the digest is the same in every process."""
+    return digest(json.dumps(_plain(context), sort_keys=True, default=repr).encode())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(item) for item in value), key=repr)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": type(value).__name__,
+                **{f.name: _plain(getattr(value, f.name)) for f in fields(value)}}
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return {"__type__": type(value).__name__, **_plain(vars(value))}
+    return value
 
 
 def parse_key(vendor: str, context: str, path: str, content: str) -> str:
@@ -196,7 +213,8 @@ def load_state(path: Path | None) -> BuildState | None:
         return None
     try:
         state = pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError,
+            ValueError) as error:
         logger.warning("%s: unreadable build state, building in full: %s", path, error)
         return None
     if not isinstance(state, BuildState) or state.version != STATE_VERSION:
@@ -205,6 +223,7 @@ def load_state(path: Path | None) -> BuildState | None:
 
 
 def save_state(path: Path, state: BuildState) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(path.name + ".tmp")
     scratch.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     scratch.replace(path)
@@ -259,31 +278,31 @@ class Plan:
 def plan(sources: list[SourcePlan], previous: BuildState | None, fingerprint: str,
          can_update: bool) -> Plan:
     """The files of this build, and whether a delta from `previous` can bring the graph here."""
+    if previous is not None and not (can_update and previous.fingerprint == fingerprint):
+        previous = None
     known = {s.name: s for s in previous.sources} if previous else {}
     slots: list[Slot] = []
     states: list[SourceState] = []
     for index, source in enumerate(sources):
         old = known.get(source.name)
         same_tree = old is not None and (old.tree, old.setup) == (source.tree, source.setup)
-        context = old.context if same_tree else context_digest(source.context())
+        context = old.context if old and same_tree else context_digest(source.context())
         files = [(path, parse_key(source.vendor, context, path, source.digests[path]))
                  for path in source.paths]
         slots.extend(Slot(index, source.name, path, key) for path, key in files)
         states.append(SourceState(source.name, source.setup, source.tree, source.vendor,
                                   context, source.commit, files))
-    usable = (previous is not None and can_update and previous.fingerprint == fingerprint)
-    summaries = previous.summaries if usable and previous else {}
+    summaries = previous.summaries if previous else {}
     changed = [index for index, slot in enumerate(slots) if slot.key not in summaries]
-    old_files = {(s.name, path) for s in previous.sources for path, _ in s.files} \
-        if usable and previous else set()
+    old_files = {(s.name, path) for s in known.values() for path, _ in s.files}
     gone = len(old_files - {(slot.name, slot.path) for slot in slots})
     small = len(changed) + gone <= DELTA_LIMIT * max(len(slots), 1)
-    mode = "delta" if usable and small else "full"
+    mode = "delta" if previous is not None and small else "full"
     logger.info("%s build: %d rule files, %d new or changed, %d gone", mode, len(slots),
                 len(changed), gone)
-    return Plan(mode, uuid.uuid4().hex, fingerprint, slots, states,
-                previous if usable else None, changed if mode == "delta" else
-                list(range(len(slots))))
+    if mode == "full":
+        previous, changed = None, list(range(len(slots)))
+    return Plan(mode, uuid.uuid4().hex, fingerprint, slots, states, previous, changed)
 
 
 # --- settling: which record each uid keeps, the report, and the delta ---------------------------

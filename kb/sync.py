@@ -173,7 +173,7 @@ def _guarded(name: str, work: Callable[[], tuple[Any, str, bool]]) -> tuple[Outc
         entry, message, changed = work()
     except (SyncError, UserError) as error:
         logger.info("%s: %s", name, error)
-        return Outcome(name, False, str(error)), None
+        return Outcome(name, False, " ".join(str(error).split())), None
     return Outcome(name, True, message, changed), entry
 
 

@@ -1,5 +1,6 @@
-"""Incremental builds on Neo4j: every record comes from the parse cache and the backend's own
-`load` writes only the difference; the graph then equals a clean build's."""
+"""Incremental builds on Neo4j: a delta written without reading the graph, and a full load from
+the parse cache (the backend's `load` writes only the difference); either way the graph equals
+a clean build's."""
 
 from __future__ import annotations
 
@@ -51,6 +52,22 @@ def test_incremental_neo4j_rebuild_equals_a_clean_build(neo4j_backend, tmp_path,
     report = build(catalogue, demo_attack_bundle(), neo4j_backend)
 
     assert [path for _, path in parsed] == [f"{SIGMA_RULE}{changed.name}"]
+    assert report.build["mode"] == "delta"
     stored, clean = neo4j_graph(neo4j_backend), clean_graph(tmp_path, catalogue)
     assert [name for name in stored if stored[name] != clean[name]] == []
     assert report.graph["Rule"] == len(clean["Rule"])
+
+
+def test_incremental_neo4j_graph_loaded_elsewhere_gets_a_full_load(neo4j_backend, tmp_path,
+                                                                   catalogue):
+    build(catalogue, demo_attack_bundle(), neo4j_backend)
+    state = neo4j_backend.state_path.read_bytes()
+    build(catalogue[:3], demo_attack_bundle(), neo4j_backend)
+    neo4j_backend.state_path.write_bytes(state)
+    sigma_file(catalogue[0], 2).unlink()
+
+    report = build(catalogue, demo_attack_bundle(), neo4j_backend)
+
+    assert (report.build["mode"], report.build["parsed"]) == ("full", 0)
+    stored, clean = neo4j_graph(neo4j_backend), clean_graph(tmp_path, catalogue)
+    assert [name for name in stored if stored[name] != clean[name]] == []

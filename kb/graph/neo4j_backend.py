@@ -8,7 +8,8 @@ then created from the tables). Writes go in `UNWIND $rows` batches inside manage
 transactions (`session.execute_write`), which the driver retries on transient errors (deadlocks,
 leader switches, lost connections) with back-off; every batch is safe to run twice. Labels,
 relationship types and property names come from `kb.graph.schema` as fixed text; values always
-travel as parameters.
+travel as parameters. An incremental build calls `update` instead, with a small delta
+(kb/graph/delta.py) that never reads the whole graph.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import neo4j
@@ -29,6 +31,7 @@ from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavaila
 
 from kb.errors import EngineError
 from kb.graph.backend import GraphTables, Row, plain
+from kb.graph.delta import GraphDelta, apply_delta
 from kb.graph.schema import NODE_BY_LABEL, NODES, RELS, NodeSpec, RelSpec
 
 logger = logging.getLogger(__name__)
@@ -90,6 +93,31 @@ class Neo4jBackend:
                     "in %.1f s", sum(map(len, plan.upserted.values())),
                     sum(map(len, plan.removed.values())), sum(map(len, plan.rewired.values())),
                     time.perf_counter() - started)
+
+    def insert(self, tables: GraphTables) -> None:
+        """Add rows to what the graph holds (an incremental build's new nodes and edges)."""
+        self.ensure_schema()
+        for spec in NODES:
+            self._write_batches(_merge_nodes_query(spec),
+                                [_node_params(spec, row) for row in tables.nodes[spec.label]])
+        for rel in RELS:
+            self._write_batches(_create_rels_query(rel),
+                                [_rel_params(rel, row) for row in tables.rels[rel.type]])
+
+    def update(self, delta: GraphDelta) -> None:
+        """Apply an incremental build's delta (kb/graph/delta.py) without reading the graph.
+        Its steps are separate transactions: the caller forgets its build state first, so a
+        delta cut short is followed by a full load."""
+        apply_delta(self, delta)
+
+    @property
+    def state_path(self) -> Path:
+        """Where an incremental build keeps what it read: the cache folder, per server and
+        database."""
+        key = hashlib.blake2b(f"{self.uri}\0{self.database or ''}".encode(),
+                              digest_size=8).hexdigest()
+        cache = Path(os.environ.get("KB_CACHE_DIR", Path.home() / ".cache" / "kb"))
+        return cache / "state" / f"neo4j-{key}.kbstate"
 
     def ensure_schema(self) -> None:
         """Create the key constraints and indexes the first time; later calls do nothing."""
