@@ -158,7 +158,7 @@ def sync(config: Config, locked: bool = False, only: tuple[str, ...] = ()) -> Sy
             lock.sources[spec.name] = entry
     if not only:
         outcome, attack = _guarded("attack", lambda: sync_attack(
-            config, previous.attack if locked else None, locked))
+            config, previous.attack, locked))
         outcomes.append(outcome)
         lock.attack = attack or lock.attack
         lock.sources = {s.name: lock.sources[s.name] for s in config.sources
@@ -377,12 +377,13 @@ def sync_local(spec: SourceSpec, sha256: str) -> tuple[LockedSource, str, bool]:
 # --- ATT&CK -------------------------------------------------------------------------------------
 
 
-def sync_attack(config: Config, pinned: LockedAttack | None, locked: bool
+def sync_attack(config: Config, previous: LockedAttack | None, locked: bool
                 ) -> tuple[LockedAttack, str, bool]:
+    """Fetch the bundle (with `locked`, exactly the one `previous` records)."""
     spec = config.attack
-    if locked and pinned is None:
+    if locked and previous is None:
         raise SyncError("the lock file records no ATT&CK bundle")
-    want = pinned.sha256 if pinned else spec.sha256
+    want = previous.sha256 if locked and previous else spec.sha256
     folder = config.cache / "attack"
     if spec.path:
         path = Path(spec.path)
@@ -399,7 +400,7 @@ def sync_attack(config: Config, pinned: LockedAttack | None, locked: bool
         file = path.relative_to(config.cache).as_posix()
     domain, version = bundle_version(path)
     entry = LockedAttack(spec.domain, version or spec.version, spec.origin, found, file, _now())
-    changed = not pinned or pinned.sha256 != found
+    changed = previous is None or previous.sha256 != found
     shown = f"{domain or spec.domain} {version or spec.version} (sha256 {found[:12]})"
     return entry, shown, changed
 
