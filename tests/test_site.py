@@ -205,3 +205,17 @@ def test_site_broken_links_are_found(tmp_path):
     (tmp_path / "b.html").write_text('<h1 id="y">b</h1>')
 
     assert broken_links(tmp_path) == ["a.html: b.html#x", "a.html: c.html"]
+
+
+@pytest.mark.neo4j
+def test_site_from_neo4j_is_the_site_from_ladybug(demo_site, neo4j_backend, tmp_path):
+    out, _ = demo_site
+    build(demo_sources(), demo_attack_bundle(), neo4j_backend)
+
+    build_site(neo4j_backend, tmp_path / "site", jobs=1)
+
+    def pages(site):
+        return {path.relative_to(site).as_posix(): re.sub(
+            r'<span class="build">.*?</span>', "", path.read_text())
+            for path in site.rglob("*.html")}
+    assert pages(tmp_path / "site") == pages(out)

@@ -36,9 +36,10 @@ GUIDE_SECTIONS = ("events", "fields", "indicators", "exclusions")
 # --- helpers, shared with test_site_corpus.py ------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """Headless Chromium with a new, empty profile folder."""
+    """Headless Chromium with a new, empty profile folder, for one test module (Playwright's
+    synchronous API allows one running instance at a time)."""
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
     from playwright.sync_api import sync_playwright

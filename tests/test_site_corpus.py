@@ -114,7 +114,7 @@ def test_site_corpus_drilldowns_are_the_queries(sigma, data):
         assert normalised(rows) == normalised(expected)
         assert len(rows) == count
     for uid in sorted(data.rules)[::400]:
-        assert catalogue.neighbours[uid] == run_query(backend, "rule_neighbours", uid=uid,
+        assert catalogue.neighbours(uid) == run_query(backend, "rule_neighbours", uid=uid,
                                                       limit=drilldowns.NEIGHBOURS), uid
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from kb.graph.backend import Row
 from kb.site import drilldowns
 from kb.site.data import SiteData
-from kb.site.drilldowns import GuidePage, Indicator, IndicatorIndex
+from kb.site.drilldowns import GuidePage, Indicator, IndicatorIndex, NeighbourIndex
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +53,13 @@ class Column:
 @dataclass
 class Catalogue:
     data: SiteData
-    guides: dict[str, GuidePage]
+    limit: int
     fields: dict[str, list[Row]]
     event_types: dict[str, list[Row]]
-    neighbours: dict[str, list[Row]]
+    neighbour_index: NeighbourIndex
     indicator_index: IndicatorIndex
     technique_pages: list[str]
+    technique_set: frozenset[str] = frozenset()
     indicators: dict[Indicator, int] = field(default_factory=dict)
     single_users: dict[Indicator, str] = field(default_factory=dict)
 
@@ -67,14 +68,23 @@ class Catalogue:
         pages = [tid for tid, row in data.techniques.items()
                  if not row["revoked"] or data.scope_rules(tid, include_deprecated=True)]
         catalogue = cls(
-            data=data, guides={tid: drilldowns.guide_page(data, tid, limit) for tid in pages},
+            data=data, limit=limit,
             fields=drilldowns.field_drilldowns(data),
             event_types=drilldowns.event_type_drilldowns(data),
-            neighbours=drilldowns.rule_neighbours(data),
+            neighbour_index=NeighbourIndex(data),
             indicator_index=IndicatorIndex(data),
             technique_pages=pages)
+        catalogue.technique_set = frozenset(pages)
         catalogue._choose_indicators()
         return catalogue
+
+    def guide(self, technique: str) -> GuidePage:
+        """A technique's guide, worked out when its page is rendered (by whichever renderer
+        takes the page)."""
+        return drilldowns.guide_page(self.data, technique, self.limit)
+
+    def neighbours(self, uid: str) -> list[Row]:
+        return self.neighbour_index.neighbours(uid)
 
     def _choose_indicators(self) -> None:
         """A page for each indicator its drill-down lists several rules for (with their

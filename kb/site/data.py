@@ -78,6 +78,10 @@ def load_site_data(backend: Backend) -> SiteData:
 
 
 def _rule(row: Row) -> Row:
+    """A rule row with its collected lists sorted (engines collect in their own order) and its
+    vendor properties read."""
+    row["techniques"] = sorted(row["techniques"])
+    row["event_types"] = sorted(row["event_types"])
     row["extras"] = _properties(row.get("properties"))
     return row
 

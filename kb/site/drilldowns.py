@@ -243,29 +243,37 @@ class IndicatorIndex:
         return _order(result)
 
 
-def rule_neighbours(data: SiteData, limit: int = NEIGHBOURS) -> dict[str, list[Row]]:
-    """rule_neighbours' rows for every rule: the non-deprecated rules sharing most indicators
+class NeighbourIndex:
+    """rule_neighbours' answer for any rule: the non-deprecated rules sharing most indicators
     (same field, op and value, negated alike), the more specific first (fewer indicators of
-    their own), with each neighbour's own indicator count."""
-    keys = {uid: {(row["field"], row["value"], row["op"], row["negated"]) for row in rows}
-            for uid, rows in data.predicates.items()}
-    members: dict[tuple, list[str]] = defaultdict(list)
-    for uid, rule_keys in keys.items():
-        if not data.rules[uid]["deprecated"]:
-            for key in rule_keys:
-                members[key].append(uid)
-    rank = {uid: (len(rule_keys), uid) for uid, rule_keys in keys.items()}
-    result = {}
-    for uid, rule_keys in keys.items():
+    their own), with the shared count and each neighbour's own indicator count."""
+
+    def __init__(self, data: SiteData) -> None:
+        self._data = data
+        self._keys = {uid: {(row["field"], row["value"], row["op"], row["negated"])
+                            for row in rows} for uid, rows in data.predicates.items()}
+        self._members: dict[tuple, list[str]] = defaultdict(list)
+        for uid, rule_keys in self._keys.items():
+            if not data.rules[uid]["deprecated"]:
+                for key in rule_keys:
+                    self._members[key].append(uid)
+        self._rank = {uid: (len(rule_keys), uid) for uid, rule_keys in self._keys.items()}
+
+    def neighbours(self, uid: str, limit: int = NEIGHBOURS) -> list[Row]:
         shared: Counter = Counter()
-        for key in rule_keys:
-            shared.update(members[key])
+        for key in self._keys[uid]:
+            shared.update(self._members[key])
         shared.pop(uid, None)
-        result[uid] = [{"uid": other, "title": data.rules[other]["title"],
-                        "vendor": data.rules[other]["vendor"], "shared": count,
-                        "indicators": rank[other][0]}
-                       for other, count in _most_shared(shared, rank, limit)]
-    return result
+        rules = self._data.rules
+        return [{"uid": other, "title": rules[other]["title"], "vendor": rules[other]["vendor"],
+                 "shared": count, "indicators": self._rank[other][0]}
+                for other, count in _most_shared(shared, self._rank, limit)]
+
+
+def rule_neighbours(data: SiteData, limit: int = NEIGHBOURS) -> dict[str, list[Row]]:
+    """rule_neighbours' rows for every rule."""
+    index = NeighbourIndex(data)
+    return {uid: index.neighbours(uid, limit) for uid in data.rules}
 
 
 def _most_shared(shared: Counter, rank: dict[str, tuple[int, str]],

@@ -26,7 +26,7 @@ class Links:
         return f"{self.root}assets/{name}"
 
     def technique_href(self, technique: str) -> str:
-        known = technique in self._catalogue.guides
+        known = technique in self._catalogue.technique_set
         return f"{self.root}{paths.technique_path(technique)}" if known else ""
 
     def technique(self, technique: str) -> Markup:

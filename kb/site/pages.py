@@ -14,6 +14,7 @@ from typing import Any
 from kb.graph.backend import Row
 from kb.site import paths
 from kb.site.catalogue import Catalogue
+from kb.site.drilldowns import technique_header
 
 MATRIX_DATA = "assets/matrix-data.js"
 DRILLDOWN_ROWS = 250  # rules listed per drill-down page; longer lists go on to more pages
@@ -59,12 +60,12 @@ def _technique_pages(catalogue: Catalogue) -> Iterator[Page]:
     names = {tactic["shortname"]: tactic["name"] for tactic in data.tactics}
 
     def context(technique: str) -> dict[str, Any]:
-        page = catalogue.guides[technique]
+        page = catalogue.guide(technique)
         return {"guide": page.guide, "sample_ops": page.sample_ops,
                 "tactics": [names.get(t, t) for t in page.guide.technique["tactics"]],
-                "subtechniques": [catalogue.guides[child].guide.technique
+                "subtechniques": [technique_header(data, child)
                                   for child in data.children.get(technique, [])
-                                  if child in catalogue.guides]}
+                                  if child in catalogue.technique_set]}
 
     for technique in catalogue.technique_pages:
         yield Page("technique", paths.technique_path(technique), "technique.html",
@@ -72,12 +73,14 @@ def _technique_pages(catalogue: Catalogue) -> Iterator[Page]:
 
 
 def _rule_pages(catalogue: Catalogue) -> Iterator[Page]:
+    # TODO(#11): show the rule's text and condition tree once the graph keeps them (a text and a
+    # condition property on Rule); until then the page shows the predicate rows and says so.
     data = catalogue.data
 
     def context(uid: str) -> dict[str, Any]:
         predicates = data.predicates[uid]
         rule = data.rules[uid]
-        return {"rule": rule, "neighbours": catalogue.neighbours[uid],
+        return {"rule": rule, "neighbours": catalogue.neighbours(uid),
                 "origin": data.info.get(f"origin:{rule['source']}", ""),
                 "matches": [row for row in predicates if not row["exclusion"]],
                 "exclusions": [row for row in predicates if row["exclusion"]],
