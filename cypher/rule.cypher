@@ -1,8 +1,8 @@
-// One rule: its metadata, techniques and event types.
+// One rule: its metadata, text, condition tree, techniques and event types.
 // Parameters: uid.
 // Columns: uid, vendor, native_id, title, language, path, source, commit, status,
 //   deprecated, severity, platforms, domain, parse_status, problem_count, properties,
-//   techniques, event_types.
+//   text, condition (the tree as JSON), techniques, event_types.
 // :params {uid: 'sigma:8b3ad3a4-e4e9-4b13-a3e8-b3bd2f9a2e4c'}
 MATCH (r:Rule {uid: $uid})
 OPTIONAL MATCH (r)-[:DETECTS]->(t:Technique)
@@ -12,5 +12,6 @@ RETURN r.uid AS uid, r.vendor AS vendor, r.native_id AS native_id, r.title AS ti
        r.language AS language, r.path AS path, r.source AS source, r.commit AS commit,
        r.status AS status, r.deprecated AS deprecated, r.severity AS severity,
        r.platforms AS platforms, r.domain AS domain, r.parse_status AS parse_status,
-       r.problem_count AS problem_count, r.properties AS properties, techniques,
+       r.problem_count AS problem_count, r.properties AS properties, r.text AS text,
+       r.condition AS condition, techniques,
        collect(DISTINCT e.key) AS event_types

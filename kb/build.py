@@ -318,9 +318,11 @@ def _parse_chunk(tasks: list[tuple[int, str]]) -> list[tuple[int, str, bytes]]:
     parsed = []
     for index, path in tasks:
         item = _OPENED[index]
-        records = item.loader.parse_file(item.source.rule_file(path), item.context)
+        rule_file = item.source.rule_file(path)
+        records = item.loader.parse_file(rule_file, item.context)
         for record in records:
             record.source_name = item.name
+            record.text = record.text or rule_file.text
         parsed.append((index, path, pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)))
     return parsed
 

@@ -163,6 +163,48 @@ def has_predicates(tree: Node | None) -> bool:
             return False
 
 
+def tree_data(tree: Node | None) -> Any:
+    """A condition tree as plain JSON-able data, one single-key object per node:
+    `{"and": [...]}`, `{"or": [...]}`, `{"not": ...}`,
+    `{"pred": {"field", "op", "values", "negated", "computed"}}`,
+    `{"unparsed": {"text", "reason"}}`; no tree is None."""
+    match tree:
+        case None:
+            return None
+        case And():
+            return {"and": [tree_data(child) for child in tree.children]}
+        case Or():
+            return {"or": [tree_data(child) for child in tree.children]}
+        case Not():
+            return {"not": tree_data(tree.child)}
+        case Pred():
+            return {"pred": {"field": tree.field, "op": tree.op, "values": list(tree.values),
+                             "negated": tree.negated, "computed": tree.computed}}
+        case Unparsed():
+            return {"unparsed": {"text": tree.text, "reason": tree.reason}}
+    raise TypeError(f"not a condition node: {tree!r}")
+
+
+def tree_from_data(data: Any) -> Node | None:
+    """The condition tree `tree_data` encoded."""
+    if data is None:
+        return None
+    [(kind, body)] = data.items()
+    match kind:
+        case "and":
+            return And(tuple(tree_from_data(child) for child in body))
+        case "or":
+            return Or(tuple(tree_from_data(child) for child in body))
+        case "not":
+            return Not(tree_from_data(body))
+        case "pred":
+            return Pred(body["field"], body["op"], tuple(body["values"]), body["negated"],
+                        body["computed"])
+        case "unparsed":
+            return Unparsed(body["text"], body["reason"])
+    raise ValueError(f"not an encoded condition node: {kind!r}")
+
+
 @dataclass(frozen=True)
 class Problem:
     """Something a loader could not fully read in a rule; kept on the record, never raised."""
@@ -198,6 +240,8 @@ class RuleRecord:
     properties: dict[str, Any] = field(default_factory=dict)
     predicates: list[PredicateRow] = field(default_factory=list)
     source_name: str = ""
+    # The rule as written: its file's text, or the loader's own part of a file holding several.
+    text: str = ""
 
     @property
     def uid(self) -> str:

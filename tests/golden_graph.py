@@ -30,7 +30,8 @@ def _rule(uid: str, techniques: tuple[str, ...], platform: str, event: str, cond
     record = RuleRecord(vendor=vendor, native_id=native_id, title=f"Rule {native_id}",
                         path=f"{native_id}.yml", language=vendor, status="test",
                         deprecated=deprecated, severity="high", platforms=(platform,),
-                        techniques=techniques, event_types=(event,), condition=condition)
+                        techniques=techniques, event_types=(event,), condition=condition,
+                        text=f"title: Rule {native_id}\ncondition: <{native_id}>\n")
     return record.finish()
 
 

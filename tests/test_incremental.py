@@ -319,3 +319,35 @@ def test_incremental_canned_queries_answer_as_a_clean_build(tmp_path, catalogue)
 
     assert [name for name in clean if incremental[name] != clean[name]] == []
     assert sum(map(len, clean.values())) > 100
+
+
+def _sigma_rules(db: Path) -> dict[str, dict]:
+    backend = LadybugBackend(db, read_only=True)
+    try:
+        return {row["path"]: row for row in backend.query(
+            "MATCH (r:Rule) WHERE r.vendor = 'sigma' "
+            "RETURN r.path AS path, r.text AS text, r.condition AS condition")}
+    finally:
+        backend.close()
+
+
+def test_incremental_rules_keep_their_text_and_condition_from_the_cache(tmp_path, catalogue,
+                                                                        parsed):
+    sigma = catalogue[0]
+    build_into(tmp_path / "kb.lbug", catalogue)
+    changed = sigma_file(sigma)
+    changed.write_text(changed.read_text().replace("\nlevel: ", "\nlevel: critical\nold: ", 1))
+    parsed.clear()
+
+    build_into(tmp_path / "kb.lbug", catalogue)  # a delta: the changed file parsed
+    build_into(tmp_path / "other.lbug", catalogue)  # a full load, every file from the cache
+
+    assert [path for _, path in parsed] == [f"{SIGMA_RULE}{changed.name}"]
+    for db in (tmp_path / "kb.lbug", tmp_path / "other.lbug"):
+        rules = _sigma_rules(db)
+        assert len(rules) >= 8
+        assert {path: row["text"] for path, row in rules.items()} == {
+            path: (sigma / path).read_bytes().decode("utf-8-sig") for path in rules}
+        assert "level: critical" in rules[f"{SIGMA_RULE}{changed.name}"]["text"]
+        assert all(next(iter(json.loads(row["condition"]))) in ("and", "or", "not", "pred")
+                   for row in rules.values())

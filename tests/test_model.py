@@ -1,6 +1,21 @@
 """The condition tree and the one flattener every vendor shares."""
 
-from kb.model import And, Not, Or, Pred, PredicateRow, RuleRecord, Unparsed, and_, flatten, or_
+import json
+
+from kb.model import (
+    And,
+    Not,
+    Or,
+    Pred,
+    PredicateRow,
+    RuleRecord,
+    Unparsed,
+    and_,
+    flatten,
+    or_,
+    tree_data,
+    tree_from_data,
+)
 
 
 def row(field, op, value, negated=False, exclusion=False):
@@ -88,3 +103,28 @@ def test_finish_keeps_no_query_status():
     record = RuleRecord("x", "1", "t", "p", "l", parse_status="no_query")
 
     assert record.finish().parse_status == "no_query"
+
+
+def test_tree_data_encodes_every_node_as_plain_data():
+    tree = And((Pred("Image", "ends_with", ("\\w3wp.exe",)),
+                Or((Pred("A", "in", ("1", "2")), Unparsed("x |> y", "odd pipe"))),
+                Not(Pred("ParentImage", "eq", ("svc",), negated=True, computed=True))))
+
+    data = tree_data(tree)
+
+    assert data == {"and": [
+        {"pred": {"field": "Image", "op": "ends_with", "values": ["\\w3wp.exe"],
+                  "negated": False, "computed": False}},
+        {"or": [{"pred": {"field": "A", "op": "in", "values": ["1", "2"], "negated": False,
+                          "computed": False}},
+                {"unparsed": {"text": "x |> y", "reason": "odd pipe"}}]},
+        {"not": {"pred": {"field": "ParentImage", "op": "eq", "values": ["svc"],
+                          "negated": True, "computed": True}}},
+    ]}
+    assert json.loads(json.dumps(data)) == data
+    assert tree_from_data(data) == tree
+
+
+def test_tree_data_of_no_tree_is_none():
+    assert tree_data(None) is None
+    assert tree_from_data(None) is None

@@ -5,6 +5,8 @@ Each batch query answers for every technique, rule, event type or field at once 
 query answers for one: the tests hold them to those queries as well as to hand-known rows.
 """
 
+import json
+
 import pytest
 from engines import normalised
 from golden_graph import coverage_tables
@@ -72,6 +74,24 @@ def test_site_rules_rows_are_the_rule_query_rows(golden):
 
     assert normalised(rows) == normalised(
         [run_query(golden, "rule", uid=uid)[0] for uid in UIDS])
+
+
+def test_site_rules_keep_each_rule_text_and_condition_tree(golden):
+    rows = {row["uid"]: row for row in run_query(golden, "site_rules")}
+
+    assert rows["sigma:r1"]["text"] == "title: Rule r1\ncondition: <r1>\n"
+    assert rows["sentinel:r8"]["text"] == ""  # the coverage rules keep no text
+    assert json.loads(rows["sigma:r1"]["condition"]) == {"and": [
+        _pred("alpha", "ends_with", "x1"), _pred("beta", "eq", "y1"),
+        {"not": _pred("gamma", "contains", "z1")}]}
+    assert json.loads(rows["sigma:r5"]["condition"]) == {"or": [
+        _pred("epsilon", "eq", "w1"), {"not": _pred("alpha", "eq", "x9")}]}
+    assert json.loads(rows["elastic:r7"]["condition"]) == _pred("delta", "eq", "v1")
+
+
+def _pred(field, op, *values):
+    return {"pred": {"field": field, "op": op, "values": list(values), "negated": False,
+                     "computed": False}}
 
 
 def test_site_predicates_rows_with_reach(golden):

@@ -74,6 +74,9 @@ NODES = (
         _s("domain", "endpoint, network, cloud, identity, application or other"),
         _s("parse_status", "full, partial, none or no_query"), _int("problem_count"),
         _s("properties", "vendor-specific extras as JSON"),
+        _s("text", "the rule as written: its file, or its own part of a file of several"),
+        _s("condition", "the condition tree as JSON (kb.model.tree_data), raw fields; "
+                        "`null` when the rule has none"),
     ), "A detection rule of any vendor."),
     NodeSpec("Field", "name", (
         _s("name", "canonical field, or the raw name when unmapped"),

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from kb.events import classify, data_component_names
 from kb.graph.backend import GraphTables, Row
-from kb.model import PredicateRow, RuleRecord
+from kb.model import PredicateRow, RuleRecord, tree_data
 from kb.normalize import indicator
 from loaders.attack import AttackCatalog
 
@@ -94,6 +94,8 @@ def _add_rule(tables: GraphTables, record: RuleRecord, known_techniques: set[str
         "domain": rule_domain(record), "parse_status": record.parse_status,
         "problem_count": len(record.problems),
         "properties": json.dumps(record.properties, sort_keys=True, default=str),
+        "text": record.text,
+        "condition": json.dumps(tree_data(record.condition), separators=(",", ":")),
     })
     tables.rels["DETECTS"].extend({"_from": record.uid, "_to": technique}
                                   for technique in record.techniques
