@@ -150,14 +150,16 @@ def rule(
     db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
-    """One rule: its metadata, techniques, event types and predicate rows."""
+    """One rule: its metadata, text, techniques, event types and predicate rows (with --format
+    json, its condition tree too)."""
     with reported_errors(), opened(db, neo4j) as backend:
         rows = run_query(backend, "rule", uid=uid)
         if not rows:
             raise UserError(f"no rule {uid!r} in the knowledge base")
         predicates = run_query(backend, "rule_predicates", uid=uid)
     if format is DataFormat.json:
-        print(json.dumps({**rows[0], "predicates": predicates}, indent=2))
+        rule = {**rows[0], "condition": json.loads(rows[0]["condition"] or "null")}
+        print(json.dumps({**rule, "predicates": predicates}, indent=2))
     else:
         render.rule_text(console, rows[0], predicates)
 

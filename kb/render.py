@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from kb.model import RuleRecord
 from kb.queries import CannedQuery, Guide
@@ -134,9 +135,12 @@ def parsed_rules(console: Console, records: list[RuleRecord]) -> None:
 
 
 def rule_text(console: Console, rule: Row, predicates: list[Row]) -> None:
-    facts = {k: v for k, v in rule.items() if k not in ("properties", "title")}
+    facts = {k: v for k, v in rule.items()
+             if k not in ("properties", "title", "text", "condition")}
     body = "\n".join(f"{key}: {_short(value, 90)}" for key, value in facts.items())
     console.print(Panel(body, title=rule["title"], title_align="left"))
+    if rule.get("text"):
+        console.print(Panel(Text(rule["text"].rstrip()), title="Rule text", title_align="left"))
     console.print(_table("Predicates", ["Field", "Raw field", "Op", "Value", "Negated",
                                         "Exclusion"],
                          [[p["field"], p["raw_field"], p["op"], p["raw_value"], p["negated"],

@@ -166,3 +166,20 @@ def test_cli_parse_a_lone_demo_rule_of_each_vendor_fully(vendor):
     assert parsed["vendor"] == vendor
     assert parsed["parse_status"] == "full"
     assert parsed["predicates"]
+
+
+def test_cli_rule_shows_its_text_and_gives_its_condition_tree_as_json(demo_db):
+    uid = "sigma:5b0e3c1a-7d64-4f0e-9a51-3e2b8c7d1f01"
+
+    shown = runner.invoke(app, ["rule", uid, "--db", str(demo_db)], terminal_width=200)
+    data = runner.invoke(app, ["rule", uid, "--format", "json", "--db", str(demo_db)])
+
+    assert shown.exit_code == data.exit_code == EXIT_OK, shown.output
+    assert "Rule text" in shown.output
+    assert "condition: all of selection_* and not 1 of filter_*" in shown.output
+    rule = json.loads(data.output)
+    assert rule["text"].startswith("title: Demo - Shell Spawned By A Web Server Process\n")
+    assert [next(iter(stage)) for stage in rule["condition"]["and"]] == ["or", "or", "not"]
+    assert rule["condition"]["and"][2] == {"not": {"pred": {
+        "field": "CommandLine", "op": "contains", "values": ["healthcheck.cmd"],
+        "negated": False, "computed": False}}}
