@@ -1,9 +1,12 @@
 """`kb site` on the demo corpus (one rule or more in each vendor's format): every page kind
-written, the technique page holding the guide `kb guide` gives, no broken link anywhere, and
-the mistakes a user can make. The browser tests are in test_site_browser.py."""
+written, the technique page holding the guide `kb guide` gives, a rule page with its text
+(escaped, a long one cut) and its condition stages, no broken link anywhere, and the mistakes a
+user can make. The browser tests are in test_site_browser.py."""
 
 import json
 import re
+from html import unescape
+from importlib import resources
 
 import pytest
 from typer.testing import CliRunner
@@ -18,6 +21,7 @@ from kb.queries import guide
 from kb.site import build_site, paths
 from kb.site import pages as site_pages
 from kb.site.check import broken_links
+from kb.site.condition import TEXT_CHARS
 
 runner = CliRunner()
 
@@ -219,3 +223,70 @@ def test_site_from_neo4j_is_the_site_from_ladybug(demo_site, neo4j_backend, tmp_
             r'<span class="build">.*?</span>', "", path.read_text())
             for path in site.rglob("*.html")}
     assert pages(tmp_path / "site") == pages(out)
+
+
+def _pre_text(html: str) -> str:
+    match = re.search(r'<pre class="rule-text"><code>(.*?)</code></pre>', html, re.S)
+    assert match, "no rule text"
+    return unescape(match.group(1))
+
+
+def test_site_rule_page_shows_the_rule_text_and_its_condition_stages(demo_site):
+    out, _ = demo_site
+    uid = "sigma:5b0e3c1a-7d64-4f0e-9a51-3e2b8c7d1f01"
+    html = (out / paths.rule_path(uid)).read_text()
+    written = resources.files("kb.demo").joinpath(
+        "sigma", "rules", "web", "web_shell_child_shell.yml").read_text(encoding="utf-8")
+
+    stages = re.findall(r'<li class="stage (\w+)">', _section(html, "condition"))
+    exclusion = _section(html, "condition").split('<li class="stage exclusion">')[1]
+
+    assert _pre_text(html) == written
+    assert stages == ["match", "match", "exclusion"]
+    assert re.sub(r"<[^>]+>", "", exclusion).split() == [
+        "exclusion:", "must", "not", "match", "CommandLine", "contains", "healthcheck.cmd"]
+
+
+HOSTILE_UID = "sigma:0badc0de-0000-4000-8000-000000000001"
+HOSTILE_RULE = """title: Hostile </code></pre><script>alert(1)</script>
+id: 0badc0de-0000-4000-8000-000000000001
+status: test
+description: 'a <b>bold</b> & "quoted" rule'
+tags:
+    - attack.t1505.003
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        Image|endswith: '\\cmd.exe'
+    filter:
+        CommandLine|contains: '<script>'
+    condition: selection and not filter
+level: high
+"""
+
+
+def test_site_rule_page_escapes_its_text_and_caps_a_long_one(tmp_path):
+    rules = tmp_path / "src" / "rules"
+    rules.mkdir(parents=True)
+    notes = "".join(f"# note {i}: {'x' * 80}\n" for i in range(300))
+    written = HOSTILE_RULE + notes
+    (rules / "hostile.yml").write_text(written)
+    backend = LadybugBackend(tmp_path / "kb.lbug")
+    build([tmp_path / "src"], demo_attack_bundle(), backend)
+
+    build_site(backend, tmp_path / "site", jobs=1)
+    backend.close()
+
+    html = (tmp_path / "site" / paths.rule_path(HOSTILE_UID)).read_text()
+    shown = _pre_text(html)
+    assert "<script>" not in html
+    assert shown == written[:len(shown)]
+    assert shown.endswith("\n")  # cut at a line end
+    assert TEXT_CHARS // 2 < len(shown) <= TEXT_CHARS
+    assert f"The first {len(shown):,} characters of {len(written):,}" in html
+    stages = _section(html, "condition")
+    assert "<code class=\"value\">&lt;script&gt;</code>" in stages
+    assert broken_links(tmp_path / "site") == []
+

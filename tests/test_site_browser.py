@@ -1,6 +1,7 @@
 """The demo catalogue (`kb site`) driven in headless Chromium: the index loads, its search finds
 T1505 and leads to the technique's page, the filters recount the matrix as `kb guide` counts,
-the page shows the guide's tables, and no page logs a console error or fails a request.
+the page shows the guide's tables, a rule page shows its text and condition stages, and no page
+logs a console error or fails a request.
 
 Chromium is Debian's `chromium` package (/usr/bin/chromium), driven by Playwright for Python
 with a fresh, empty profile; the site is served by http.server on 127.0.0.1 (and once read
@@ -15,6 +16,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -223,6 +225,31 @@ def test_site_browser_colours_by_vendors_and_shows_sub_techniques(demo, base, ta
     assert matrix_count(tab, "T1505") == len(guide(backend, "T1505").rules_by_vendor) == 6
     assert sub.is_visible()
     assert tab.tab.locator("#legend .unit").inner_text() == "vendors"
+
+
+def test_site_browser_rule_page_shows_its_text_and_condition_tree(base, tab):
+    uid = "sigma/5b0e3c1a-7d64-4f0e-9a51-3e2b8c7d1f01"
+    written = resources.files("kb.demo").joinpath(
+        "sigma", "rules", "web", "web_shell_child_shell.yml").read_text(encoding="utf-8")
+
+    tab.open(f"{base}/rules/{uid}.html")
+
+    text = tab.tab.locator("#text pre.rule-text")
+    assert text.is_visible()
+    assert text.inner_text().rstrip("\n") == written.rstrip("\n")
+    stages = tab.tab.locator("#condition ol.stages > li")
+    assert stages.count() == 3
+    assert [stages.nth(i).get_attribute("class") for i in range(3)] == [
+        "stage match", "stage match", "stage exclusion"]
+    assert stages.nth(0).locator("ul.tree li li").all_inner_texts() == [
+        "ParentImage ends_with \\w3wp.exe", "ParentImage ends_with \\httpd.exe",
+        "ParentImage ends_with \\tomcat9.exe"]
+    assert stages.nth(2).locator(".stage-kind").inner_text().lower() == (
+        "exclusion: must not match")
+    assert stages.nth(2).locator("ul.tree > li").inner_text() == (
+        "CommandLine contains healthcheck.cmd")
+    screenshot(tab, ARTIFACTS / "rule-demo.png")
+    assert tab.problems == []
 
 
 def test_site_browser_works_from_a_file_url(demo, tab):

@@ -14,6 +14,7 @@ from typing import Any
 from kb.graph.backend import Row
 from kb.site import paths
 from kb.site.catalogue import Catalogue
+from kb.site.condition import condition_view, shown_text
 from kb.site.drilldowns import technique_header
 
 MATRIX_DATA = "assets/matrix-data.js"
@@ -73,8 +74,6 @@ def _technique_pages(catalogue: Catalogue) -> Iterator[Page]:
 
 
 def _rule_pages(catalogue: Catalogue) -> Iterator[Page]:
-    # TODO(#11): show the rule's text and condition tree once the graph keeps them (a text and a
-    # condition property on Rule); until then the page shows the predicate rows and says so.
     data = catalogue.data
 
     def context(uid: str) -> dict[str, Any]:
@@ -82,6 +81,7 @@ def _rule_pages(catalogue: Catalogue) -> Iterator[Page]:
         rule = data.rules[uid]
         return {"rule": rule, "neighbours": catalogue.neighbours(uid),
                 "origin": data.info.get(f"origin:{rule['source']}", ""),
+                "text": shown_text(rule["text"]), "condition": condition_view(rule["condition"]),
                 "matches": [row for row in predicates if not row["exclusion"]],
                 "exclusions": [row for row in predicates if row["exclusion"]],
                 "shown": RULE_ROWS}
