@@ -12,8 +12,9 @@ WHERE ($include_deprecated OR r.deprecated = false)
   AND ($domain = '' OR r.domain = $domain) AND ($vendor = '' OR r.vendor = $vendor)
 WITH DISTINCT r
 MATCH (r)-[u:USES]->(v:Value)
-WHERE u.exclusion = true
-WITH v.field AS field, u.op AS op, v.value AS value, count(DISTINCT r) AS rules
+WITH r, v, u.op AS op, u.exclusion AS exclusion
+WHERE exclusion = true
+WITH v.field AS field, op, v.value AS value, count(DISTINCT r) AS rules
 RETURN field, op, value, rules
 ORDER BY rules DESC, field, op, value
 LIMIT $limit

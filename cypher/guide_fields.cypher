@@ -17,8 +17,9 @@ ORDER BY rules DESC, f.name
 LIMIT $limit
 UNWIND field_rules AS fr
 MATCH (fr)-[u:USES]->(v:Value)
-WHERE v.field = f.name
-WITH f.name AS field, rules, u.op AS op, count(DISTINCT fr) AS op_rules,
-     collect(DISTINCT v.value) AS sample_values
+WITH f, rules, fr, u.op AS op, v.field AS value_field, v.value AS value
+WHERE value_field = f.name
+WITH f.name AS field, rules, op, count(DISTINCT fr) AS op_rules,
+     collect(DISTINCT value) AS sample_values
 RETURN field, rules, op, op_rules, sample_values
 ORDER BY rules DESC, field, op_rules DESC, op

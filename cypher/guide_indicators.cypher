@@ -14,9 +14,9 @@ WHERE ($include_deprecated OR r.deprecated = false)
   AND ($domain = '' OR r.domain = $domain) AND ($vendor = '' OR r.vendor = $vendor)
 WITH DISTINCT r
 MATCH (r)-[u:USES]->(v:Value)
-WHERE u.negated = false AND u.op <> 'is_not_null'
-WITH v.field AS field, u.op AS op, v.value AS value, count(DISTINCT r) AS rules,
-     max(u.reach) AS reach
+WITH r, v, u.op AS op, u.negated AS negated, u.reach AS reach
+WHERE negated = false AND op <> 'is_not_null'
+WITH v.field AS field, op, v.value AS value, count(DISTINCT r) AS rules, max(reach) AS reach
 RETURN field, op, value, rules, reach
 ORDER BY rules DESC, reach DESC, field, op, value
 LIMIT $limit
