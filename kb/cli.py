@@ -68,7 +68,7 @@ def build(
     db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
     report: Annotated[Path | None, typer.Option(
-        help="Where to write the JSON load report [default: beside the database].",
+        help="Where to write the JSON load report (default: beside the database).",
         show_default=False)] = None,
 ) -> None:
     """Build the knowledge base from rule sources and an ATT&CK bundle (rebuilding is safe).
@@ -111,7 +111,7 @@ def guide_command(
     vendor: Annotated[str, typer.Option(help="Only this vendor's rules.")] = "",
     deprecated: Annotated[bool, typer.Option(
         "--deprecated/--no-deprecated", help="Take in deprecated rules.")] = False,
-    limit: Annotated[int, typer.Option(help="Rows per section.")] = 25,
+    limit: Annotated[int, typer.Option(help="Rows per section.", min=1)] = 25,
     db: DbOption = DEFAULT_DB_PATH,
     neo4j: Neo4jOption = "",
 ) -> None:
@@ -239,7 +239,7 @@ def _typed_like(default: Any, key: str, value: str) -> Any:
 @app.command()
 def demo(
     db: Annotated[Path | None, typer.Option(
-        "--db", help="Where to build the demo knowledge base [default: a temporary folder].",
+        "--db", help="Where to build the demo knowledge base (default: a temporary folder).",
         show_default=False)] = None,
 ) -> None:
     """Build from the bundled sample rules and ATT&CK subset, then show one guide."""

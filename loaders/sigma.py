@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from itertools import islice
 from typing import Any
 
 import yaml
@@ -88,8 +89,10 @@ Yaml = dict[str, Any]
 
 
 def detect(source: Source) -> bool:
-    """A source whose first rule files read as Sigma rules."""
-    candidates = [path for _, path in zip(range(5), source.glob("rules*/**/*.yml"), strict=False)]
+    """A source whose first rule files read as Sigma rules: a SigmaHQ checkout's `rules*/`
+    folders, or else any folder of Sigma YAML files."""
+    candidates = list(islice(source.glob("rules*/**/*.yml"), 5)) or list(islice(
+        (path for path in source.paths() if path.endswith((".yml", ".yaml"))), 5))
     return bool(candidates) and all(sniff(path, source.read_text(path)) for path in candidates)
 
 
@@ -98,7 +101,12 @@ def sniff(path: str, text: str) -> bool:
 
 
 def rule_paths(source: Source) -> list[str]:
-    return sorted({path for pattern in RULE_GLOBS for path in source.glob(pattern)})
+    """A checkout's rule folders; in any other folder, every YAML file that reads as Sigma."""
+    in_layout = sorted({path for pattern in RULE_GLOBS for path in source.glob(pattern)})
+    if in_layout:
+        return in_layout
+    return [path for path in source.paths()
+            if path.endswith((".yml", ".yaml")) and sniff(path, source.read_text(path))]
 
 
 def load_context(source: Source | None) -> None:

@@ -183,3 +183,22 @@ def test_cli_rule_shows_its_text_and_gives_its_condition_tree_as_json(demo_db):
     assert rule["condition"]["and"][2] == {"not": {"pred": {
         "field": "CommandLine", "op": "contains", "values": ["healthcheck.cmd"],
         "negated": False, "computed": False}}}
+
+
+def test_cli_parse_a_plain_folder_of_sigma_rules(tmp_path):
+    for rule in (demo_sources()[0] / "rules" / "web").glob("*.yml"):
+        (tmp_path / rule.name).write_text(rule.read_text())
+
+    result = runner.invoke(app, ["parse", str(tmp_path), "--format", "json"])
+
+    assert result.exit_code == EXIT_OK, result.output
+    assert [r["vendor"] for r in json.loads(result.output)] == ["sigma"] * 3
+
+
+def test_cli_unwritable_output_path_is_one_line_and_exit_2(demo_db, tmp_path):
+    result = runner.invoke(app, ["navigator", "--out", str(tmp_path / "no" / "dir" / "l.json"),
+                                 "--db", str(demo_db)])
+
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "No such file or directory" in result.output
+    assert "Traceback" not in result.output

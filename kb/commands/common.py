@@ -53,6 +53,10 @@ def reported_errors() -> Iterator[None]:
     except KbError as error:
         typer.echo(f"kb: failed: {error}", err=True)
         raise typer.Exit(EXIT_FAILURE) from None
+    except OSError as error:  # a path the user gave that cannot be written or read
+        place = f"{error.filename}: " if error.filename else ""
+        typer.echo(f"kb: error: {place}{error.strerror or error}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
 
 
 @contextmanager
