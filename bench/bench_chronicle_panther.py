@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from timing import best_of
 
 from kb.sources import Source
 from loaders import chronicle, panther
@@ -26,15 +26,6 @@ from loaders import chronicle, panther
 DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 ARCHIVES = {"chronicle": "chronicle-detection-rules.tar.gz",
             "panther": "panther-analysis.tar.gz"}
-
-
-def best_of(repeat: int, work: Callable[[], object]) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - started)
-    return best, result
 
 
 def read_all(source: Source, paths: list[str]) -> int:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from timing import best_of
 
 from kb.sources import Source
 from loaders import splunk
@@ -28,15 +27,6 @@ from loaders.splunk_spl import parse_spl
 DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 ARCHIVE = "splunk-security_content.tar.gz"
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def best_of(repeat: int, work: Callable[[], object]) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - started)
-    return best, result
 
 
 def floor(source: Source, paths: list[str]) -> list[dict]:

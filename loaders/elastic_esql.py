@@ -21,6 +21,7 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, UnexpectedInput, v_args
 from lark.exceptions import VisitError
+from lark.tree import Meta
 
 from kb.model import And, Node, Not, Or, Pred, Unparsed, and_, or_
 from loaders.elastic_kuery import parse_kuery
@@ -223,8 +224,8 @@ class _StageTransformer(Transformer):
         self._columns = columns
         self._computed = computed
 
-    def _slice(self, meta: object) -> str:
-        return " ".join(self._text[meta.start_pos:meta.end_pos].split())  # type: ignore[attr-defined]
+    def _slice(self, meta: Meta) -> str:
+        return " ".join(self._text[meta.start_pos:meta.end_pos].split())
 
     # ---- commands
 
