@@ -26,14 +26,14 @@ from sigma.conditions import (
     ConditionOR,
     ConditionSelector,
 )
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaError, SigmaRegularExpressionError
 from sigma.modifiers import (
     SigmaCaseSensitiveModifier,
     SigmaFieldReferenceModifier,
     SigmaWindowsDashModifier,
 )
 from sigma.policy.profiles import TrustedPolicy
-from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaDetections
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -205,27 +205,25 @@ def _plain(value: Any) -> Any:
 # --- condition -----------------------------------------------------------------------------
 
 
-def _sigma_rule(document: Yaml, record: RuleRecord) -> SigmaRule | None:
-    """pySigma's rule object; a regex that RE2 refuses is retried with Python's engine."""
-    rule = SigmaRule.from_dict(document, collect_errors=True)
-    if rule.errors and any("regular expression" in str(e).lower() for e in rule.errors):
-        record.problems.append(Problem("regex", "; ".join(str(e) for e in rule.errors)))
-        rule = SigmaRule.from_dict(document, collect_errors=True, policy=TrustedPolicy)
-    if rule.errors:
-        record.problems.extend(Problem("sigma", str(error)) for error in rule.errors)
-        return None if not rule.detection or not rule.detection.detections else rule
-    return rule
+def _sigma_detections(detection: Yaml, record: RuleRecord) -> SigmaDetections:
+    """pySigma's detections; a regex that RE2 refuses is retried with Python's engine."""
+    try:
+        return SigmaDetections.from_dict(detection)
+    except SigmaRegularExpressionError as error:
+        record.problems.append(Problem("regex", str(error)))
+        return SigmaDetections.from_dict(detection, policy=TrustedPolicy)
 
 
 def _rule_condition(document: Yaml, record: RuleRecord) -> Node | None:
+    detection = document.get("detection")
+    if not isinstance(detection, dict):
+        return Unparsed(str(detection)[:500], "the rule has no detection mapping")
     try:
-        rule = _sigma_rule(document, record)
-        if rule is None:
-            return Unparsed(str(document.get("detection"))[:500], "pySigma refused the rule")
-        conditions = [_condition(c.parse(postprocess=False), rule.detection.detections)
-                      for c in rule.detection.parsed_condition]
+        detections = _sigma_detections(detection, record)
+        conditions = [_condition(c.parse(postprocess=False), detections.detections)
+                      for c in detections.parsed_condition]
     except (SigmaError, ValueError, TypeError, KeyError) as error:
-        return Unparsed(str(document.get("detection"))[:500], f"unreadable detection: {error}")
+        return Unparsed(str(detection)[:500], f"unreadable detection: {error}")
     return or_(*conditions)
 
 
