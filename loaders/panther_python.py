@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from kb.model import And, Node, Not, Or, Pred, Unparsed
+from kb.model import And, Node, Not, Or, Pred, Unparsed, and_, or_
 
 logger = logging.getLogger(__name__)
 
@@ -476,32 +476,13 @@ def _terminates(statements: list[ast.stmt]) -> bool:
 
 def all_of(*nodes: Node) -> Node:
     """AND of the nodes, folding the TRUE and FALSE constants."""
-    flat: list[Node] = []
-    for node in nodes:
-        if node == FALSE:
-            return FALSE
-        if isinstance(node, And):
-            flat.extend(node.children)
-        else:
-            flat.append(node)
-    if not flat:
-        return TRUE
-    return flat[0] if len(flat) == 1 else And(tuple(flat))
+    return FALSE if FALSE in nodes else and_(*nodes)
 
 
 def any_of(*nodes: Node) -> Node:
     """OR of the nodes, folding constants and merging values compared on one field."""
-    flat: list[Node] = []
-    for node in nodes:
-        if node == TRUE:
-            return TRUE
-        if isinstance(node, Or):
-            flat.extend(node.children)
-        else:
-            flat.append(node)
-    if not flat:
-        return FALSE
-    return _merge_values(flat[0] if len(flat) == 1 else Or(tuple(flat)))
+    return TRUE if TRUE in nodes else _merge_values(or_(*nodes))
+
 
 
 def negate(node: Node) -> Node:
