@@ -7,19 +7,20 @@
 MATCH (t:Technique)
 WHERE t.id = $technique OR ($include_subtechniques AND t.parent = $technique)
 MATCH (r:Rule)-[:DETECTS]->(t)
-WHERE ($include_deprecated OR r.deprecated = false)
-  AND ($platform = '' OR $platform IN r.platforms)
-  AND ($domain = '' OR r.domain = $domain) AND ($vendor = '' OR r.vendor = $vendor)
+WITH r, r.deprecated AS deprecated, r.platforms AS platforms, r.domain AS domain,
+     r.vendor AS vendor
+WHERE ($include_deprecated OR deprecated = false)
+  AND ($platform = '' OR $platform IN platforms)
+  AND ($domain = '' OR domain = $domain) AND ($vendor = '' OR vendor = $vendor)
 WITH DISTINCT r
-MATCH (r)-[:FILTERS]->(f:Field)
-WITH f, count(DISTINCT r) AS rules, collect(DISTINCT r) AS field_rules
-ORDER BY rules DESC, f.name
+MATCH (r)-[u:USES]->(v:Value)
+WITH r.uid AS rule, v.field AS field, u.op AS op, v.value AS value
+WHERE field <> ''
+WITH field, count(DISTINCT rule) AS rules, collect({rule: rule, op: op, value: value}) AS uses
+ORDER BY rules DESC, field
 LIMIT $limit
-UNWIND field_rules AS fr
-MATCH (fr)-[u:USES]->(v:Value)
-WITH f, rules, fr, u.op AS op, v.field AS value_field, v.value AS value
-WHERE value_field = f.name
-WITH f.name AS field, rules, op, count(DISTINCT fr) AS op_rules,
-     collect(DISTINCT value) AS sample_values
+UNWIND uses AS use
+WITH field, rules, use.op AS op, count(DISTINCT use.rule) AS op_rules,
+     collect(DISTINCT use.value) AS sample_values
 RETURN field, rules, op, op_rules, sample_values
 ORDER BY rules DESC, field, op_rules DESC, op

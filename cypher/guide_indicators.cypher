@@ -9,14 +9,16 @@
 MATCH (t:Technique)
 WHERE t.id = $technique OR ($include_subtechniques AND t.parent = $technique)
 MATCH (r:Rule)-[:DETECTS]->(t)
-WHERE ($include_deprecated OR r.deprecated = false)
-  AND ($platform = '' OR $platform IN r.platforms)
-  AND ($domain = '' OR r.domain = $domain) AND ($vendor = '' OR r.vendor = $vendor)
+WITH r, r.deprecated AS deprecated, r.platforms AS platforms, r.domain AS domain,
+     r.vendor AS vendor
+WHERE ($include_deprecated OR deprecated = false)
+  AND ($platform = '' OR $platform IN platforms)
+  AND ($domain = '' OR domain = $domain) AND ($vendor = '' OR vendor = $vendor)
 WITH DISTINCT r
 MATCH (r)-[u:USES]->(v:Value)
 WITH r, v, u.op AS op, u.negated AS negated, u.reach AS reach
 WHERE negated = false AND op <> 'is_not_null'
-WITH v.field AS field, op, v.value AS value, count(DISTINCT r) AS rules, max(reach) AS reach
-RETURN field, op, value, rules, reach
+WITH v, op, count(DISTINCT r) AS rules, max(reach) AS reach
+RETURN v.field AS field, op, v.value AS value, rules, reach
 ORDER BY rules DESC, reach DESC, field, op, value
 LIMIT $limit

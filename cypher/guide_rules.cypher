@@ -6,10 +6,12 @@
 MATCH (t:Technique)
 WHERE t.id = $technique OR ($include_subtechniques AND t.parent = $technique)
 MATCH (r:Rule)-[:DETECTS]->(t)
-WHERE ($include_deprecated OR r.deprecated = false)
-  AND ($platform = '' OR $platform IN r.platforms)
-  AND ($domain = '' OR r.domain = $domain) AND ($vendor = '' OR r.vendor = $vendor)
-WITH r, collect(DISTINCT t.id) AS techniques
-RETURN r.vendor AS vendor, r.uid AS uid, r.title AS title, r.language AS language,
+WITH r, t.id AS technique, r.deprecated AS deprecated, r.platforms AS platforms,
+     r.domain AS domain, r.vendor AS vendor
+WHERE ($include_deprecated OR deprecated = false)
+  AND ($platform = '' OR $platform IN platforms)
+  AND ($domain = '' OR domain = $domain) AND ($vendor = '' OR vendor = $vendor)
+WITH r, vendor, collect(DISTINCT technique) AS techniques
+RETURN vendor, r.uid AS uid, r.title AS title, r.language AS language,
        r.status AS status, r.severity AS severity, r.parse_status AS parse_status, techniques
 ORDER BY vendor, title, uid

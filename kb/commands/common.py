@@ -19,8 +19,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USER_ERROR = 2
 
-console = Console()
-errors = Console(stderr=True)
+# Messages are not wrapped: a path or an id cut across two lines cannot be copied.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 class Format(StrEnum):
