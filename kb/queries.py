@@ -129,6 +129,7 @@ class Guide:
     exclusions: list[Row] = field(default_factory=list)
     rules_by_vendor: dict[str, list[Row]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    filters: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,8 +150,10 @@ def guide(backend: Backend, technique: str, include_subtechniques: bool = True,
     header = run_query(backend, "technique", **scope)
     if not header:
         raise UserError(f"unknown technique {technique}")
-    filters = {**scope, "platform": platform, "domain": domain, "vendor": vendor}
-    result = Guide(technique=header[0])
+    chosen = _known_filter_values(backend, {"platform": platform, "domain": domain,
+                                            "vendor": vendor})
+    filters = {**scope, "platform": "", "domain": "", "vendor": "", **chosen}
+    result = Guide(technique=header[0], filters=chosen)
     result.events = run_query(backend, "guide_events", **filters, limit=limit)
     result.fields = _field_uses(run_query(backend, "guide_fields", **filters, limit=limit))
     result.indicators = run_query(backend, "guide_indicators", **filters, limit=limit)
@@ -159,6 +162,24 @@ def guide(backend: Backend, technique: str, include_subtechniques: bool = True,
         result.rules_by_vendor.setdefault(row["vendor"], []).append(row)
     result.sources = {row["key"]: row["value"] for row in run_query(backend, "kb_info")}
     return result
+
+
+def _known_filter_values(backend: Backend, filters: dict[str, str]) -> dict[str, str]:
+    """The filters given, each matched without regard to case against the values the rules
+    have; a value no rule has is a user error that lists the values there are."""
+    chosen = {facet: value.strip() for facet, value in filters.items() if value.strip()}
+    if not chosen:
+        return {}
+    known: dict[str, dict[str, str]] = {facet: {} for facet in chosen}
+    for row in run_query(backend, "rule_facets"):
+        if row["facet"] in known and row["value"]:
+            known[row["facet"]][row["value"].lower()] = row["value"]
+    for facet, value in chosen.items():
+        if value.lower() not in known[facet]:
+            raise UserError(f"no rule has {facet} {value!r} "
+                            f"(known: {', '.join(sorted(known[facet].values())) or 'none'})")
+        chosen[facet] = known[facet][value.lower()]
+    return chosen
 
 
 def _field_uses(rows: list[Row]) -> list[FieldUse]:

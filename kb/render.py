@@ -73,10 +73,28 @@ def _guide_sections(result: Guide) -> list[tuple[str, list[str], list[list[Any]]
 def _headline(result: Guide) -> str:
     t = result.technique
     return (f"{t['id']} {t['name']}\n"
-            f"Tactics: {', '.join(t['tactics'])}   Platforms: {', '.join(t['platforms'])}\n"
-            f"Rules: {t['rules']}   Sub-techniques: {t['subtechniques']}   "
+            + _revoked_line(t)
+            + f"Tactics: {', '.join(t['tactics'])}   Platforms: {', '.join(t['platforms'])}\n"
+            f"Rules: {t['rules']}{_filtered_count(result)}   "
+            f"Sub-techniques: {t['subtechniques']}   "
             f"ATT&CK {result.sources.get('attack_version', '?')}"
             + _source_line(result.sources))
+
+
+def _revoked_line(technique: dict[str, Any]) -> str:
+    if not technique["revoked"]:
+        return ""
+    replacement = technique.get("replaced_by")
+    return (f"Revoked by ATT&CK: its rules are under {replacement}\n" if replacement
+            else "Revoked by ATT&CK, with no replacement\n")
+
+
+def _filtered_count(result: Guide) -> str:
+    if not result.filters:
+        return ""
+    matching = sum(len(rules) for rules in result.rules_by_vendor.values())
+    chosen = ", ".join(f"{facet} {value}" for facet, value in result.filters.items())
+    return f" ({matching} with {chosen})"
 
 
 def _source_line(facts: dict[str, str]) -> str:

@@ -46,11 +46,36 @@ def test_cli_guide_json_sections(demo_db):
     guide = json.loads(result.output)
 
     assert set(guide) == {"technique", "events", "fields", "indicators", "exclusions",
-                          "rules_by_vendor", "sources"}
+                          "rules_by_vendor", "sources", "filters"}
     assert guide["technique"]["rules"] == 8
     assert sorted(guide["rules_by_vendor"]) == ["chronicle", "elastic", "panther", "sentinel",
                                                 "sigma", "splunk"]
     assert {x["value"] for x in guide["exclusions"]} >= {"healthcheck.cmd", "\\msdeploy.exe"}
+
+
+def test_cli_guide_filters_match_without_case_and_show_in_the_headline(demo_db):
+    result = runner.invoke(app, ["guide", "T1505", "--vendor", "Sigma", "--db", str(demo_db)])
+
+    assert result.exit_code == EXIT_OK, result.output
+    assert "Rules: 8 (3 with vendor sigma)" in result.output
+    assert "Rules: sigma (3)" in result.output
+    assert "Rules: elastic" not in result.output
+
+
+def test_cli_guide_filter_no_rule_has_is_a_user_error(demo_db):
+    result = runner.invoke(app, ["guide", "T1505", "--platform", "solaris", "--db",
+                                 str(demo_db)])
+
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "no rule has platform 'solaris' (known: " in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_guide_of_a_revoked_technique_names_its_replacement(demo_db):
+    result = runner.invoke(app, ["guide", "T1086", "--db", str(demo_db)])
+
+    assert result.exit_code == EXIT_OK, result.output
+    assert "Revoked by ATT&CK: its rules are under T1059.001" in result.output
 
 
 def test_cli_guide_markdown_has_tables(demo_db):

@@ -3,6 +3,7 @@ both engines (tests/engines.py)."""
 
 import pytest
 
+from kb.errors import UserError
 from kb.queries import canned_queries, guide, parse_params_line, run_query
 
 T1505 = {"technique": "T1505"}
@@ -89,6 +90,12 @@ def test_guide_exclusions_only_top_level_not(golden):
         {"field": "gamma", "op": "contains", "value": "z1", "rules": 1}]
 
 
+def test_technique_names_the_replacement_of_a_revoked_one(golden):
+    [row] = run_query(golden, "technique", technique="T1086")
+
+    assert (row["revoked"], row["replaced_by"], row["rules"]) == (True, "T1059.001", 0)
+
+
 def test_guide_rules_grouped_by_vendor(golden):
     rows = run_query(golden, "guide_rules", **T1505)
 
@@ -138,6 +145,28 @@ def test_stats(golden):
         {"vendor": "splunk", "rules": 1, "parsed_full": 1, "parsed_partial": 0, "unparsed": 0,
          "no_query": 0, "deprecated": 0, "techniques": 1},
     ]
+
+
+def test_rule_facets(golden):
+    rows = run_query(golden, "rule_facets")
+
+    assert sorted((r["facet"], r["value"], r["rules"]) for r in rows) == [
+        ("domain", "endpoint", 5),
+        ("platform", "linux", 2), ("platform", "windows", 3),
+        ("vendor", "elastic", 1), ("vendor", "sigma", 3), ("vendor", "splunk", 1),
+    ]
+
+
+def test_guide_helper_matches_filters_without_case(golden):
+    result = guide(golden, "T1505", platform=" Linux ")
+
+    assert result.filters == {"platform": "linux"}
+    assert [r["uid"] for rows in result.rules_by_vendor.values() for r in rows] == ["sigma:r5"]
+
+
+def test_guide_helper_refuses_a_filter_value_no_rule_has(golden):
+    with pytest.raises(UserError, match=r"vendor 'acme' \(known: elastic, sigma, splunk\)"):
+        guide(golden, "T1505", vendor="acme")
 
 
 def test_kb_info(golden):

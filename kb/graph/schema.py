@@ -59,7 +59,9 @@ NODES = (
     NodeSpec("Technique", "id", (
         _s("id", "ATT&CK id, e.g. T1505.003"), _s("name"), _list("tactics", "tactic shortnames"),
         _list("platforms"), _b("is_subtechnique"), _s("parent", "parent id, or empty"),
-        _b("deprecated"), _b("revoked"), _s("url"),
+        _b("deprecated"), _b("revoked"),
+        _s("replaced_by", "for a revoked technique, the id that replaces it, else empty"),
+        _s("url"),
     ), "An ATT&CK technique or sub-technique."),
     NodeSpec("Tactic", "id", (
         _s("id", "e.g. TA0003"), _s("shortname", "e.g. persistence"), _s("name"),

@@ -40,7 +40,8 @@ def graph_tables(catalog: AttackCatalog, records: Iterable[RuleRecord],
 
 
 def _add_attack(tables: GraphTables, catalog: AttackCatalog) -> None:
-    tables.nodes["Technique"] = [dict(t) for t in catalog.techniques]
+    tables.nodes["Technique"] = [{**t, "replaced_by": _replacement(catalog, t)}
+                                 for t in catalog.techniques]
     tables.nodes["Tactic"] = [dict(t) for t in catalog.tactics]
     known = catalog.technique_ids()
     tactic_ids = {tactic["shortname"]: tactic["id"] for tactic in catalog.tactics}
@@ -81,6 +82,11 @@ def _add_detection_model(tables: GraphTables, catalog: AttackCatalog) -> None:
                 tables.rels["NEEDS"].append({
                     "_from": analytic["id"], "_to": component,
                     "log_source": f"{source.get('name', '')}:{source.get('channel', '')}"})
+
+
+def _replacement(catalog: AttackCatalog, technique: dict) -> str:
+    current = catalog.resolve(technique["id"])
+    return current if current != technique["id"] else ""
 
 
 def _add_rule(tables: GraphTables, record: RuleRecord, known_techniques: set[str],

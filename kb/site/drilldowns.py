@@ -30,7 +30,7 @@ def technique_header(data: SiteData, technique: str) -> Row:
     """The `technique` query's row: ATT&CK facts, sub-technique and rule counts."""
     row = {key: data.techniques[technique][key] for key in (
         "id", "name", "tactics", "platforms", "is_subtechnique", "parent", "deprecated",
-        "revoked", "url")}
+        "revoked", "replaced_by", "url")}
     row["subtechniques"] = len(data.children.get(technique, []))
     row["rules"] = len(data.scope_rules(technique))
     return row
