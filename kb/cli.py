@@ -197,7 +197,7 @@ def query(
     """Run a canned Cypher query by name with parameters."""
     with reported_errors():
         if not name:
-            render.query_list(console, canned_queries())
+            _list_queries(format)
             return
         params = _query_params(name, param or [])
         with opened(db, neo4j) as backend:
@@ -206,6 +206,15 @@ def query(
         print(json.dumps(rows, indent=2))
     else:
         render.rows_table(console, name, rows)
+
+
+def _list_queries(format: DataFormat) -> None:
+    queries = canned_queries()
+    if format is DataFormat.json:
+        print(json.dumps([{"name": q.name, "answers": q.summary, "parameters": q.defaults}
+                          for q in queries.values()], indent=2))
+    else:
+        render.query_list(console, queries)
 
 
 def _query_params(name: str, items: list[str]) -> dict[str, Any]:

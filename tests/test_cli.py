@@ -129,6 +129,15 @@ def test_cli_query_lists_canned_queries():
     assert "guide_indicators" in result.output
 
 
+def test_cli_query_lists_canned_queries_as_json():
+    result = runner.invoke(app, ["query", "--format", "json"])
+    listed = {entry["name"]: entry for entry in json.loads(result.output)}
+
+    assert listed["rule_facets"]["parameters"] == {}
+    assert listed["guide_rules"]["parameters"]["technique"] == "T1505"
+    assert listed["guide_rules"]["answers"].startswith("Authoring guide, rules by vendor")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["guide", "T9999"], "unknown technique T9999"),
     (["guide", "webshell"], "not an ATT&CK technique id"),
