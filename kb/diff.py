@@ -21,7 +21,6 @@ from typing import Any
 from kb.config import Config, load_config
 from kb.errors import EngineError, UserError
 from kb.graph.backend import Backend, GraphTables, Row
-from kb.graph.neo4j_backend import BOLT_SCHEMES
 from kb.graph.schema import NODE_BY_LABEL, NODES, REL_BY_TYPE, RELS
 from kb.queries import open_kb
 
@@ -227,6 +226,8 @@ def compare(old: str, new: str, config: Path | None = None) -> Diff:
 
 
 def _kind(location: str) -> str:
+    from kb.graph.neo4j_backend import BOLT_SCHEMES  # the Neo4j driver is slow to import
+
     if location.split("://", 1)[0] in BOLT_SCHEMES and "://" in location:
         return "neo4j"
     path = Path(location)

@@ -12,13 +12,13 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import stix2
-import stix2.exceptions
-from mitreattack.stix20 import MitreAttackData
+from typing import TYPE_CHECKING, Any
 
 from kb.errors import SourceError
+
+if TYPE_CHECKING:
+    import stix2
+    from mitreattack.stix20 import MitreAttackData
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,11 @@ class AttackCatalog:
 
 def load_attack(path: str | Path) -> AttackCatalog:
     """Read a bundle into a catalogue; a file that is not a STIX bundle is a SourceError."""
+    # Imported here: mitreattack-python takes a quarter of a second to import, and most
+    # commands never read a bundle.
+    import stix2.exceptions
+    from mitreattack.stix20 import MitreAttackData
+
     try:
         return _catalog(MitreAttackData(src=_memory_store(Path(path))))
     except (stix2.exceptions.STIXError, ValueError) as error:
@@ -97,6 +102,8 @@ def _memory_store(path: Path) -> stix2.MemoryStore:
         raise SourceError(f"{path}: not a STIX bundle (no top-level \"type\": \"bundle\")")
     if not any(o.get("type") == "attack-pattern" for o in bundle.get("objects", [])):
         raise SourceError(f"{path}: the STIX bundle holds no ATT&CK techniques")
+    import stix2
+
     return stix2.MemoryStore(stix_data=bundle["objects"], allow_custom=True)
 
 
