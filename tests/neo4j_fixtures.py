@@ -95,10 +95,11 @@ def small_tables() -> GraphTables:
     tables.nodes["Technique"] = [
         {"id": "T1059", "name": "Command and Scripting Interpreter", "tactics": ["execution"],
          "platforms": ["windows", "linux"], "is_subtechnique": False, "parent": "",
-         "deprecated": False, "revoked": False, "url": "https://attack.mitre.org/T1059"},
+         "deprecated": False, "revoked": False, "replaced_by": "",
+         "url": "https://attack.mitre.org/T1059"},
         {"id": "T1059.001", "name": "PowerShell", "tactics": ["execution"],
          "platforms": ["windows"], "is_subtechnique": True, "parent": "T1059",
-         "deprecated": False, "revoked": False, "url": None},
+         "deprecated": False, "revoked": False, "replaced_by": "", "url": None},
     ]
     tables.nodes["Tactic"] = [
         {"id": "TA0002", "shortname": "execution", "name": "Execution", "matrix_order": 3}]

@@ -70,7 +70,8 @@ def test_neo4j_import_rows_read_back_with_a_csv_reader(tmp_path: Path) -> None:
         "id:ID(Technique)": "T1059", "name:string": "Command and Scripting Interpreter",
         "tactics:string[]": "execution", "platforms:string[]": "windows;linux",
         "is_subtechnique:boolean": "false", "parent:string": "", "deprecated:boolean": "false",
-        "revoked:boolean": "false", "url:string": "https://attack.mitre.org/T1059"}
+        "revoked:boolean": "false", "replaced_by:string": "",
+        "url:string": "https://attack.mitre.org/T1059"}
     assert _rows(tmp_path, "relationships", "FILTERS")[2] == {
         ":START_ID(Rule)": "sigma:a1", ":END_ID(Field)": "CommandLine", ":TYPE": "FILTERS",
         "op:string": "eq", "negated:boolean": "true", "exclusion:boolean": "true",
@@ -84,7 +85,7 @@ def test_neo4j_import_tells_null_from_empty_text(tmp_path: Path) -> None:
     lines = (tmp_path / "nodes" / "Technique.csv").read_text(encoding="utf-8").splitlines()
 
     assert lines[0].split(",")[5] == '""'  # parent: empty text
-    assert lines[1].endswith(",false,false,")  # url: null
+    assert lines[1].endswith(',false,false,"",')  # replaced_by: empty text; url: null
 
 
 def test_neo4j_import_quotes_and_escapes_text(tmp_path: Path) -> None:
