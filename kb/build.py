@@ -106,6 +106,8 @@ def build(sources: Sequence[str | Path | SourceInput], attack_bundle: str | Path
     graph is updated in place when the backend can; `fresh` ignores both shortcuts.
     """
     started = time.perf_counter()
+    if progress:
+        progress("attack", 0, 0)
     catalog, attack_digest = cached_attack(Path(attack_bundle)), bundle_digest(attack_bundle)
     opened = [open_source(location) for location in named_inputs(sources)]
     the_plan = plan_build(opened, backend, attack_digest, fresh)
@@ -113,6 +115,8 @@ def build(sources: Sequence[str | Path | SourceInput], attack_bundle: str | Path
     with ParseCache(incremental_cache_path()) as parse_cache:
         reader = FileReader(opened, the_plan, catalog, parse_cache, progress, fresh)
         settled = incremental.settle(the_plan, reader.read)
+    if progress:
+        progress("write", 0, 0)
     info = kb_info(catalog, opened, the_plan.build_id)
     graph = write_graph(the_plan, settled, catalog, info, opened, backend)
     report = settled.report(the_plan.slots)

@@ -80,23 +80,40 @@ def build(
         result = _run_build(sources, bundle, db, neo4j, fresh)
     target = report or (Path("kb-build-report.json") if neo4j else db.with_suffix(".report.json"))
     result.write(target)
-    console.print(f"Load report written to {target}")
+    console.print(f"Load report written to {target}", soft_wrap=True)
 
 
 def _run_build(sources: list[Path] | list[SourceInput], attack: Path, db: Path, neo4j: str,
                fresh: bool = False) -> LoadReport:
+    new_database = not neo4j and not db.exists()
+    try:
+        report = _build_with_progress(sources, attack, db, neo4j, fresh)
+    except BaseException:
+        if new_database:  # a first build that failed leaves no empty database behind
+            from kb.graph.ladybug_backend import remove_database
+
+            remove_database(db)
+        raise
+    render.load_report(console, report)
+    return report
+
+
+_STAGES = {"attack": "reading ATT&CK", "parse": "parsing rules", "write": "writing the graph"}
+
+
+def _build_with_progress(sources: list[Path] | list[SourceInput], attack: Path, db: Path,
+                         neo4j: str, fresh: bool) -> LoadReport:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with opened(db, neo4j, read_only=False) as backend, \
             Progress(*columns, console=errors, transient=True) as progress:
-        task = progress.add_task("parsing rules", total=None)
+        task = progress.add_task(_STAGES["attack"], total=None)
 
         def advance(stage: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            progress.update(task, description=_STAGES.get(stage, stage), completed=done,
+                            total=total or None)
 
-        report = build_kb(sources, attack, backend, progress=advance, fresh=fresh)
-    render.load_report(console, report)
-    return report
+        return build_kb(sources, attack, backend, progress=advance, fresh=fresh)
 
 
 @app.command("guide")

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kb.errors import UserError
+from kb.errors import EngineError, UserError
 from kb.graph.backend import Backend, Row
 
 logger = logging.getLogger(__name__)
@@ -104,9 +104,18 @@ def open_kb(db: str | Path | None = None, neo4j: str | None = None,
     from kb.graph.ladybug_backend import LadybugBackend
 
     path = Path(db or DEFAULT_DB)
-    if read_only and not path.exists():
+    if not read_only:
+        return LadybugBackend(path)
+    if not path.exists():
         raise UserError(f"{path}: no knowledge base here (run `kb build` first)")
-    return LadybugBackend(path, read_only=read_only)
+    try:
+        backend = LadybugBackend(path, read_only=True)
+    except EngineError as error:
+        raise UserError(f"{error} (is it a knowledge base kb built?)") from error
+    if not backend.holds_graph():
+        backend.close()
+        raise UserError(f"{path}: the database is empty, a build did not finish (run `kb build`)")
+    return backend
 
 
 # --- the authoring guide --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.console import Console
@@ -26,22 +27,29 @@ def rows_table(console: Console, title: str, rows: list[Row]) -> None:
     if not rows:
         console.print(f"[bold]{title}[/]: no rows")
         return
-    table = Table(title=title, title_justify="left")
-    for column in rows[0]:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_short(value) for value in row.values()))
-    console.print(table)
+    console.print(_table(title, list(rows[0]), [list(row.values()) for row in rows]))
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold",
-                         justify="right" if column in ("Rules", "Reach") else "left")
+    for index, column in enumerate(columns):
+        figures = bool(rows) and all(_is_figure(row[index]) for row in rows)
+        widest = max(len(str(row[index])) for row in rows) if figures else None
+        table.add_column(column, overflow="fold", min_width=widest,
+                         justify="right" if figures else "left")
     for row in rows:
         table.add_row(*(_short(value) for value in row))
     return table
+
+
+def _is_figure(value: Any) -> bool:
+    """A count, or counts like `12/340`: its column is never narrower than the figure."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or bool(_FIGURE.fullmatch(str(value)))
+
+
+_FIGURE = re.compile(r"\d+(/\d+)*")
 
 
 # --- the guide --------------------------------------------------------------------------------
@@ -73,7 +81,7 @@ def _guide_sections(result: Guide) -> list[tuple[str, list[str], list[list[Any]]
 def _headline(result: Guide) -> str:
     t = result.technique
     return (f"{t['id']} {t['name']}\n"
-            + _revoked_line(t)
+            + _status_line(t)
             + f"Tactics: {', '.join(t['tactics'])}   Platforms: {', '.join(t['platforms'])}\n"
             f"Rules: {t['rules']}{_filtered_count(result)}   "
             f"Sub-techniques: {t['subtechniques']}   "
@@ -81,12 +89,13 @@ def _headline(result: Guide) -> str:
             + _source_line(result.sources))
 
 
-def _revoked_line(technique: dict[str, Any]) -> str:
-    if not technique["revoked"]:
-        return ""
-    replacement = technique.get("replaced_by")
-    return (f"Revoked by ATT&CK: its rules are under {replacement}\n" if replacement
-            else "Revoked by ATT&CK, with no replacement\n")
+def _status_line(technique: dict[str, Any]) -> str:
+    """Why a technique may have no rules: ATT&CK revoked or deprecated it."""
+    if technique["revoked"]:
+        replacement = technique.get("replaced_by")
+        return (f"Revoked by ATT&CK: its rules are under {replacement}\n" if replacement
+                else "Revoked by ATT&CK, with no replacement\n")
+    return "Deprecated by ATT&CK\n" if technique["deprecated"] else ""
 
 
 def _filtered_count(result: Guide) -> str:
@@ -159,10 +168,14 @@ def rule_text(console: Console, rule: Row, predicates: list[Row]) -> None:
     console.print(Panel(body, title=rule["title"], title_align="left"))
     if rule.get("text"):
         console.print(Panel(Text(rule["text"].rstrip()), title="Rule text", title_align="left"))
-    console.print(_table("Predicates", ["Field", "Raw field", "Op", "Value", "Negated",
-                                        "Exclusion"],
-                         [[p["field"], p["raw_field"], p["op"], p["raw_value"], p["negated"],
-                           p["exclusion"]] for p in predicates]))
+    console.print(_table("Predicates (as indicators, and as the rule writes them)",
+                         ["Field", "Op", "Value", "As written", "Negated", "Exclusion"],
+                         [[p["field"], p["op"], p["value"], f"{p['raw_field']}: {p['raw_value']}",
+                           _yes(p["negated"]), _yes(p["exclusion"])] for p in predicates]))
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
 
 
 def load_report(console: Console, report: LoadReport) -> None:
@@ -174,15 +187,18 @@ def load_report(console: Console, report: LoadReport) -> None:
                      f"{figures.unmapped_rows}/{figures.predicate_rows}"])
     how = report.build
     build = (f", {'incremental' if how['mode'] == 'delta' else 'full'} build: "
-             f"{how['parsed']} of {how['rule_files']} files parsed") if how else ""
+             f"{how['parsed']} of {how['rule_files']} files parsed"
+             + (f", {how['from_cache']} from the parse cache" if how.get("from_cache") else "")
+             ) if how else ""
     console.print(_table(f"Load report (ATT&CK {report.attack_version}, {report.seconds} s"
                          f"{build})",
                          ["Vendor", "Rules", "Full", "Partial", "None", "No query",
-                          "Deprecated", "Unmapped rows"], rows))
+                          "Deprecated", "Unmapped"], rows))
     problems = [[vendor, kind, count] for vendor, f in sorted(report.vendors.items())
                 for kind, count in f.problems.items()]
     if problems:
-        console.print(_table("Problems by kind", ["Vendor", "Kind", "Rules"], problems))
+        console.print(_table("Problems by kind", ["Vendor", "Kind", "Problems"], problems))
+        console.print("Each problem names its rule and file in the JSON report.")
     unmapped = [[vendor, name, count] for vendor, f in sorted(report.vendors.items())
                 for name, count in list(f.unmapped_fields.items())[:10]]
     if unmapped:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kb.model import RuleRecord
+from kb.model import Problem, RuleRecord
 
 UNMAPPED_LISTED = 25
 
@@ -30,10 +30,12 @@ class RecordFigures:
     """What the report counts of one rule."""
 
     vendor: str
+    uid: str
+    path: str
     language: str
     parse_status: str
     deprecated: bool
-    problems: tuple[str, ...]
+    problems: tuple[Problem, ...]
     predicate_rows: int
     unmapped_rows: int
     unmapped_fields: tuple[str, ...]
@@ -42,8 +44,8 @@ class RecordFigures:
     def of(cls, record: RuleRecord) -> RecordFigures:
         mappable = [r for r in record.predicates if r.field and not r.computed]
         unmapped = [r for r in mappable if not r.canonical_field]
-        return cls(record.vendor, record.language, record.parse_status, record.deprecated,
-                   tuple(p.kind for p in record.problems), len(mappable), len(unmapped),
+        return cls(record.vendor, record.uid, record.path, record.language, record.parse_status,
+                   record.deprecated, tuple(record.problems), len(mappable), len(unmapped),
                    tuple(dict.fromkeys(r.field for r in unmapped)))
 
 
@@ -52,6 +54,8 @@ class LoadReport:
     vendors: dict[str, VendorFigures] = field(default_factory=dict)
     redirects: list[dict[str, str]] = field(default_factory=list)
     duplicates: list[dict[str, str]] = field(default_factory=list)
+    # Every problem of every rule, naming the rule, its file and where known the line.
+    problems: list[dict[str, Any]] = field(default_factory=list)
     graph: dict[str, int] = field(default_factory=dict)
     attack_version: str = ""
     seconds: float = 0.0
@@ -73,7 +77,9 @@ class LoadReport:
             figures.deprecated += record.deprecated
             statuses[record.vendor][record.parse_status] += 1
             languages[record.vendor][record.language][record.parse_status] += 1
-            problems[record.vendor].update(record.problems)
+            problems[record.vendor].update(problem.kind for problem in record.problems)
+            self.problems.extend({"uid": record.uid, "path": record.path, **problem.as_dict()}
+                                 for problem in record.problems)
             figures.predicate_rows += record.predicate_rows
             figures.unmapped_rows += record.unmapped_rows
             unmapped[record.vendor].update(record.unmapped_fields)

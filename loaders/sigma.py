@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
@@ -89,11 +90,13 @@ Yaml = dict[str, Any]
 
 
 def detect(source: Source) -> bool:
-    """A source whose first rule files read as Sigma rules: a SigmaHQ checkout's `rules*/`
-    folders, or else any folder of Sigma YAML files."""
-    candidates = list(islice(source.glob("rules*/**/*.yml"), 5)) or list(islice(
-        (path for path in source.paths() if path.endswith((".yml", ".yaml"))), 5))
-    return bool(candidates) and all(sniff(path, source.read_text(path)) for path in candidates)
+    """A source where at least half of the first rule files read as Sigma rules: a SigmaHQ
+    checkout's `rules*/` folders, or else any folder of Sigma YAML files. Half, not all: a
+    broken rule among the first must not hide the folder's vendor."""
+    candidates = list(islice(source.glob("rules*/**/*.yml"), 20)) or list(islice(
+        _yaml_paths(source), 20))
+    hits = sum(sniff(path, source.read_text(path)) for path in candidates)
+    return hits > 0 and 2 * hits >= len(candidates)
 
 
 def sniff(path: str, text: str) -> bool:
@@ -101,12 +104,14 @@ def sniff(path: str, text: str) -> bool:
 
 
 def rule_paths(source: Source) -> list[str]:
-    """A checkout's rule folders; in any other folder, every YAML file that reads as Sigma."""
+    """A checkout's rule folders; in any other folder, every YAML file (one that is not a
+    Sigma rule is kept as a broken rule, so that it is counted and named)."""
     in_layout = sorted({path for pattern in RULE_GLOBS for path in source.glob(pattern)})
-    if in_layout:
-        return in_layout
-    return [path for path in source.paths()
-            if path.endswith((".yml", ".yaml")) and sniff(path, source.read_text(path))]
+    return in_layout or list(_yaml_paths(source))
+
+
+def _yaml_paths(source: Source) -> Iterator[str]:
+    return (path for path in source.paths() if path.endswith((".yml", ".yaml")))
 
 
 def load_context(source: Source | None) -> None:
@@ -217,7 +222,8 @@ def _sigma_detections(detection: Yaml, record: RuleRecord) -> SigmaDetections:
 def _rule_condition(document: Yaml, record: RuleRecord) -> Node | None:
     detection = document.get("detection")
     if not isinstance(detection, dict):
-        return Unparsed(str(detection)[:500], "the rule has no detection mapping")
+        reason = "no detection section" if detection is None else "detection is not a mapping"
+        return Unparsed(str(detection)[:500], f"not a Sigma rule: {reason}")
     try:
         detections = _sigma_detections(detection, record)
         conditions = [_condition(c.parse(postprocess=False), detections.detections)

@@ -26,17 +26,21 @@ ARCHIVES = {
 ATTACK_BUNDLE = CORPORA / "mitre-attack-enterprise-18.1-stix21.json.gz"
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("corpus"):
+        require_corpora()
+
+
+def require_corpora() -> None:
+    if not CORPORA.is_dir():
+        pytest.fail(f"the pinned corpora are missing: {CORPORA} (set KB_CORPORA)")
+
+
 @cache
 def corpus_source(vendor: str) -> Source:
     """The vendor's pinned snapshot, opened once per test session."""
+    require_corpora()
     return Source.open(CORPORA / ARCHIVES[vendor])
-
-
-@pytest.fixture(scope="session")
-def corpora_dir() -> Path:
-    if not CORPORA.is_dir():
-        pytest.fail(f"the pinned corpora are missing: {CORPORA} (set KB_CORPORA)")
-    return CORPORA
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from kb.cli import app
 from kb.commands.common import EXIT_OK, EXIT_USER_ERROR
 from kb.demo import demo_attack_bundle, demo_sources
+from kb.graph.ladybug_backend import LadybugBackend
 
 runner = CliRunner()
 PREDICATE_KEYS = {"field", "canonical_field", "op", "value", "negated", "exclusion"}
@@ -227,6 +228,74 @@ def test_cli_parse_a_plain_folder_of_sigma_rules(tmp_path):
 
     assert result.exit_code == EXIT_OK, result.output
     assert [r["vendor"] for r in json.loads(result.output)] == ["sigma"] * 3
+
+
+def test_cli_plain_folder_keeps_files_that_are_not_sigma_rules_as_broken_rules(tmp_path):
+    for rule in (demo_sources()[0] / "rules" / "web").glob("*.yml"):
+        (tmp_path / rule.name).write_text(rule.read_text())
+    (tmp_path / "a_empty.yml").write_text("")
+    (tmp_path / "b_notes.yml").write_text("owner: soc\n")
+
+    result = runner.invoke(app, ["parse", str(tmp_path), "--format", "json"])
+    parsed = {r["uid"]: r for r in json.loads(result.output)}
+
+    assert result.exit_code == EXIT_OK, result.output
+    assert [r["parse_status"] for r in parsed.values()].count("full") == 3
+    assert parsed["sigma:a_empty.yml"]["problems"][0]["message"] == (
+        "not a Sigma rule: the file is not a YAML mapping")
+    assert parsed["sigma:b_notes.yml"]["problems"][0]["message"].startswith(
+        "not a Sigma rule: no detection section")
+
+
+def test_cli_build_report_names_each_problem_with_its_rule_and_file(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for rule in (demo_sources()[0] / "rules" / "web").glob("*.yml"):
+        (rules / rule.name).write_text(rule.read_text())
+    (rules / "broken.yml").write_text("title: x\ndetection:\n  sel: [\n")
+    db = tmp_path / "kb.lbug"
+
+    result = runner.invoke(app, ["build", "--source", str(rules), "--attack",
+                                 str(demo_attack_bundle()), "--db", str(db)])
+    report = json.loads(db.with_suffix(".report.json").read_text())
+
+    assert result.exit_code == EXIT_OK, result.output
+    assert report["vendors"]["sigma"]["parse_status"] == {"full": 3, "none": 1}
+    [problem] = report["problems"]
+    assert (problem["uid"], problem["path"], problem["kind"], problem["line"]) == (
+        "sigma:broken.yml", "broken.yml", "syntax", 4)
+
+
+def test_cli_failed_first_build_leaves_no_database(tmp_path):
+    db = tmp_path / "kb.lbug"
+    bad_bundle = tmp_path / "bundle.json"
+    bad_bundle.write_text('{"type": "bundle", "objects": []}')
+
+    build = runner.invoke(app, ["build", "--source", str(demo_sources()[0]), "--attack",
+                                str(bad_bundle), "--db", str(db)])
+    guide = runner.invoke(app, ["guide", "T1505", "--db", str(db)])
+
+    assert build.exit_code == EXIT_USER_ERROR
+    assert list(tmp_path.iterdir()) == [bad_bundle]
+    assert guide.exit_code == EXIT_USER_ERROR
+    assert "no knowledge base here" in guide.output
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "the database is empty, a build did not finish"),
+    (b'{"vendors": {}}', "is it a knowledge base kb built?"),
+])
+def test_cli_a_file_that_is_no_knowledge_base_is_a_user_error(tmp_path, content, message):
+    db = tmp_path / "kb.lbug"
+    if content is None:
+        LadybugBackend(db).close()
+    else:
+        db.write_bytes(content)
+
+    result = runner.invoke(app, ["stats", "--db", str(db)])
+
+    assert result.exit_code == EXIT_USER_ERROR, result.output
+    assert message in result.output
 
 
 def test_cli_unwritable_output_path_is_one_line_and_exit_2(demo_db, tmp_path):

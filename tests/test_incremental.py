@@ -351,3 +351,21 @@ def test_incremental_rules_keep_their_text_and_condition_from_the_cache(tmp_path
         assert "level: critical" in rules[f"{SIGMA_RULE}{changed.name}"]["text"]
         assert all(next(iter(json.loads(row["condition"]))) in ("and", "or", "not", "pred")
                    for row in rules.values())
+
+
+def test_a_whole_load_cut_short_leaves_the_previous_graph(tmp_path, catalogue, monkeypatch):
+    db = tmp_path / "kb.lbug"
+    build_into(db, catalogue)
+    before = graph_of(db)
+
+    def cut_short(self, tables):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LadybugBackend, "insert", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        build_into(db, catalogue, fresh=True)
+    monkeypatch.undo()
+
+    assert graph_of(db) == before
+    assert sorted(path.name for path in tmp_path.glob("kb.lbug*")) == ["kb.lbug",
+                                                                      "kb.lbug.kbstate"]

@@ -19,8 +19,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USER_ERROR = 2
 
-# Messages are not wrapped: a path or an id cut across two lines cannot be copied.
-console = Console(soft_wrap=True)
+# Messages naming a path are printed with soft_wrap: a path cut across two lines cannot be
+# copied. Errors are all messages.
+console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
 

@@ -205,7 +205,7 @@ def navigator(
         count = cov.write_layer(layer, out)
     console.print(f"Wrote {out}: {count} techniques, Navigator layer "
                   f"{layer['versions']['layer']}, {layer['domain']}, ATT&CK "
-                  f"{layer['versions']['attack']}", highlight=False)
+                  f"{layer['versions']['attack']}", highlight=False, soft_wrap=True)
 
 
 def compare(

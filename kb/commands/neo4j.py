@@ -41,11 +41,11 @@ def export(
                             "--browser-favorites FILE")
         if browser_favorites is not None:
             written = write_favorites(browser_favorites)
-            console.print(f"Browser favorites written to {written}")
+            console.print(f"Browser favorites written to {written}", soft_wrap=True)
         if neo4j_import is not None:
             command = _export_import(neo4j_import, source or [], attack, files_dir, database)
             console.print(f"Import files written to {neo4j_import}; the command "
-                          f"(also in {neo4j_import / COMMAND_FILE}):")
+                          f"(also in {neo4j_import / COMMAND_FILE}):", soft_wrap=True)
             console.print(command, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -39,8 +39,8 @@ def site(
     render.rows_table(console, "Site pages", rows)
     console.print(f"{sum(report.pages.values())} pages, {report.bytes / 1e6:.1f} MB in "
                   f"{report.seconds:.1f} s; largest page {report.largest[0]} "
-                  f"({report.largest[1] / 1e3:.0f} kB)")
-    console.print(f"Open {(out / 'index.html').resolve().as_uri()}")
+                  f"({report.largest[1] / 1e3:.0f} kB)", soft_wrap=True)
+    console.print(f"Open {(out / 'index.html').resolve().as_uri()}", soft_wrap=True)
 
 
 COMMANDS = [site]

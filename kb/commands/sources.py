@@ -41,9 +41,11 @@ def sync(
     else:
         for outcome in result.outcomes:
             if outcome.ok:
-                console.print(f"{outcome.name}: {outcome.message}", highlight=False)
+                console.print(f"{outcome.name}: {outcome.message}", highlight=False,
+                              soft_wrap=True)
         if not locked:
-            console.print(f"Lock written to {settings.lock_path}", highlight=False)
+            console.print(f"Lock written to {settings.lock_path}", highlight=False,
+                          soft_wrap=True)
     for outcome in result.failed:
         errors.print(f"kb: {outcome.name}: {outcome.message}", highlight=False, soft_wrap=True)
     if result.failed:

@@ -8,6 +8,7 @@ Cypher removes and recounts the rest, all in one transaction.
 
 from __future__ import annotations
 
+import glob
 import logging
 import shutil
 from pathlib import Path
@@ -47,12 +48,27 @@ class LadybugBackend:
             raise EngineError(f"{self.path}: cannot open the database: {error}") from error
 
     def load(self, tables: GraphTables) -> None:
+        """Replace the whole database. The new one is written beside it and then moved over
+        it, so that a build cut short leaves the previous knowledge base as it was."""
+        scratch = self.path.with_name(self.path.name + ".building")
+        remove_database(scratch)
+        building = LadybugBackend(scratch)
+        try:
+            for statement in schema_statements():
+                building._conn.execute(statement)
+            building.insert(tables)
+        except BaseException:
+            building.close()
+            remove_database(scratch)
+            raise
+        building.close()
         self.close()
-        _remove_database(self.path)
+        remove_database(self.path)
+        for suffix in ("", ".wal"):
+            written = scratch.with_name(scratch.name + suffix)
+            if written.exists():
+                written.rename(self.path.with_name(self.path.name + suffix))
         self._open()
-        for statement in schema_statements():
-            self._conn.execute(statement)
-        self.insert(tables)
 
     def insert(self, tables: GraphTables) -> None:
         """Add rows to what the database holds (COPY appends to a table that has rows)."""
@@ -92,6 +108,10 @@ class LadybugBackend:
         while result.has_next():
             rows.append(dict(zip(columns, plain(result.get_next()), strict=True)))
         return rows
+
+    def holds_graph(self) -> bool:
+        """Whether the database has the knowledge base's tables (a new file has none)."""
+        return bool(self.query("CALL show_tables() RETURN name"))
 
     def close(self) -> None:
         for handle in ("_conn", "_db"):
@@ -135,8 +155,10 @@ def _arrow(props: tuple[Prop, ...], rows: list[Row]) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
-def _remove_database(path: Path) -> None:
-    for candidate in (path, path.with_name(path.name + ".wal")):
+def remove_database(path: Path) -> None:
+    """Remove a database file, its write-ahead log and any checkpoint locks left behind."""
+    locks = path.parent.glob(f"{glob.escape(path.name)}.checkpoint.*.lock")
+    for candidate in (path, path.with_name(path.name + ".wal"), *locks):
         if candidate.is_dir():
             shutil.rmtree(candidate)
         elif candidate.exists():
