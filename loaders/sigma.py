@@ -26,6 +26,7 @@ from sigma.conditions import (
     ConditionNOT,
     ConditionOR,
     ConditionSelector,
+    SigmaCondition,
 )
 from sigma.exceptions import SigmaError, SigmaRegularExpressionError
 from sigma.modifiers import (
@@ -34,7 +35,7 @@ from sigma.modifiers import (
     SigmaWindowsDashModifier,
 )
 from sigma.policy.profiles import TrustedPolicy
-from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaDetections
+from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -210,27 +211,50 @@ def _plain(value: Any) -> Any:
 # --- condition -----------------------------------------------------------------------------
 
 
-def _sigma_detections(detection: Yaml, record: RuleRecord) -> SigmaDetections:
-    """pySigma's detections; a regex that RE2 refuses is retried with Python's engine."""
-    try:
-        return SigmaDetections.from_dict(detection)
-    except SigmaRegularExpressionError as error:
-        record.problems.append(Problem("regex", str(error)))
-        return SigmaDetections.from_dict(detection, policy=TrustedPolicy)
-
-
 def _rule_condition(document: Yaml, record: RuleRecord) -> Node | None:
+    """The detection's condition as a tree. A selection or a condition pySigma cannot read
+    becomes an Unparsed leaf of its own, so that the rest of the rule still counts."""
     detection = document.get("detection")
     if not isinstance(detection, dict):
         reason = "no detection section" if detection is None else "detection is not a mapping"
         return Unparsed(str(detection)[:500], f"not a Sigma rule: {reason}")
+    conditions = detection.get("condition")
+    if not conditions:
+        return Unparsed(str(detection)[:500], "unreadable detection: no condition")
+    selections = {name: _selection(name, definition, record)
+                  for name, definition in detection.items() if name != "condition"}
+    return or_(*(_condition_text(str(text), selections)
+                 for text in (conditions if isinstance(conditions, list) else [conditions])))
+
+
+Selections = dict[str, SigmaDetection | Unparsed]
+
+
+def _selection(name: str, definition: Any, record: RuleRecord) -> SigmaDetection | Unparsed:
+    """pySigma's reading of one selection; a regex that RE2 refuses is read with Python's."""
     try:
-        detections = _sigma_detections(detection, record)
-        conditions = [_condition(c.parse(postprocess=False), detections.detections)
-                      for c in detections.parsed_condition]
+        try:
+            return SigmaDetection.from_definition(definition)
+        except SigmaRegularExpressionError as error:
+            record.problems.append(Problem("regex", str(error)))
+            return SigmaDetection.from_definition(definition, policy=TrustedPolicy)
     except (SigmaError, ValueError, TypeError, KeyError) as error:
-        return Unparsed(str(detection)[:500], f"unreadable detection: {error}")
-    return or_(*conditions)
+        return Unparsed(str(definition)[:500], f"unreadable selection {name}: {error}")
+
+
+def _condition_text(text: str, selections: Selections) -> Node:
+    """One condition. The deprecated pipe syntax (`selection | count() > 5`) keeps its
+    selection logic, with the aggregation left unparsed."""
+    logic, pipe, aggregation = text.partition("|")
+    try:
+        # Unprocessed, a condition's parse tree needs no detections: it only names them.
+        parsed = SigmaCondition(logic, None).parse(postprocess=False)  # type: ignore[arg-type]
+        tree = _condition(parsed, selections)
+    except (SigmaError, ValueError, TypeError) as error:
+        return Unparsed(text, f"unreadable condition: {error}")
+    if not pipe:
+        return tree
+    return and_(tree, Unparsed(aggregation.strip(), "aggregation in the deprecated pipe syntax"))
 
 
 def _filter_condition(document: Yaml, record: RuleRecord) -> Node | None:
@@ -240,26 +264,33 @@ def _filter_condition(document: Yaml, record: RuleRecord) -> Node | None:
     return Not(inner) if inner is not None else None
 
 
-def _condition(item: Any, detections: dict[str, SigmaDetection]) -> Node:
+def _condition(item: Any, selections: Selections) -> Node:
     match item:
         case ConditionNOT():
-            return Not(_condition(item.args[0], detections))
+            return Not(_condition(item.args[0], selections))
         case ConditionAND():
-            return and_(*(_condition(arg, detections) for arg in item.args))
+            return and_(*(_condition(arg, selections) for arg in item.args))
         case ConditionOR():
-            return or_(*(_condition(arg, detections) for arg in item.args))
+            return or_(*(_condition(arg, selections) for arg in item.args))
         case ConditionIdentifier():
-            return _detection(detections[item.identifier])
+            return _named(item.identifier, selections)
         case ConditionSelector():
-            return _selector(item, detections)
+            return _selector(item, selections)
         case ConditionItem():
             return Unparsed(str(item), f"condition element {type(item).__name__}")
     return Unparsed(str(item), "unknown condition element")
 
 
-def _selector(item: ConditionSelector, detections: dict[str, SigmaDetection]) -> Node:
-    referenced = item.resolve_referenced_detections(_Detections(detections))
-    nodes = tuple(_detection(detections[ref.identifier]) for ref in referenced)
+def _named(name: str, selections: Selections) -> Node:
+    selection = selections.get(name)
+    if selection is None:
+        return Unparsed(name, "the condition names a selection the detection does not define")
+    return selection if isinstance(selection, Unparsed) else _detection(selection)
+
+
+def _selector(item: ConditionSelector, selections: Selections) -> Node:
+    referenced = item.resolve_referenced_detections(_Detections(selections))
+    nodes = tuple(_named(ref.identifier, selections) for ref in referenced)
     return and_(*nodes) if item.cond_class is ConditionAND else or_(*nodes)
 
 
@@ -268,8 +299,8 @@ class _Detections:
 
     policy = TrustedPolicy
 
-    def __init__(self, detections: dict[str, SigmaDetection]) -> None:
-        self.detections = detections
+    def __init__(self, selections: Selections) -> None:
+        self.detections = selections
 
 
 def _detection(detection: SigmaDetection | SigmaDetectionItem) -> Node:

@@ -162,11 +162,37 @@ def test_sigma_list_of_maps_is_or_of_ands():
     assert [(r.field, r.value) for r in record.predicates] == [("A", "1"), ("B", "2"), ("C", "3")]
 
 
-def test_sigma_pipe_condition_is_unparsed_not_dropped():
-    record = parse("sel:\n    A: 1\ncondition: sel | count() > 5\n")
+def test_sigma_pipe_condition_keeps_its_selection_and_leaves_the_aggregation_unparsed():
+    record = parse("sel:\n    A: 1\ncondition: sel | count() by B > 5\n")
+
+    assert record.parse_status == "partial"
+    assert [(r.field, r.op, r.value) for r in record.predicates] == [("A", "eq", "1")]
+    assert [(p.kind, p.message) for p in record.problems] == [
+        ("unparsed", "aggregation in the deprecated pipe syntax: count() by B > 5")]
+
+
+def test_sigma_unreadable_selection_is_unparsed_alone():
+    record = parse("a:\n    A|nosuchmodifier: 1\nb:\n    B: 2\ncondition: a and b\n")
+
+    assert record.parse_status == "partial"
+    assert [(r.field, r.value) for r in record.predicates] == [("B", "2")]
+    assert record.problems[0].message.startswith("unreadable selection a: ")
+
+
+def test_sigma_condition_naming_a_missing_selection_is_unparsed_alone():
+    record = parse("a:\n    A: 1\ncondition: a and not missing\n")
+
+    assert record.parse_status == "partial"
+    assert [(r.field, r.value) for r in record.predicates] == [("A", "1")]
+    assert record.problems[0].message == (
+        "the condition names a selection the detection does not define: missing")
+
+
+def test_sigma_unreadable_condition_is_unparsed():
+    record = parse("a:\n    A: 1\ncondition: a and (\n")
 
     assert record.parse_status == "none"
-    assert record.problems[0].kind == "unparsed"
+    assert record.problems[0].message.startswith("unreadable condition: ")
 
 
 def test_sigma_bad_yaml_names_the_file_and_line():
