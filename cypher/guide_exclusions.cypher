@@ -1,5 +1,6 @@
 // Authoring guide, exclusions: the false-positive filters (rows of a top-level NOT) the
-// technique's rules carry, with how many rules exclude each.
+// technique's rules carry, with how many rules exclude each. The op is what an event must match
+// to be excluded: a row negated again under the NOT reads `not <op>` (`is_null` for is_not_null).
 // Parameters: technique, include_subtechniques, include_deprecated, platform, domain, vendor
 //   ('' means any), limit.
 // Columns: field, op, value, rules.
@@ -14,8 +15,10 @@ WHERE ($include_deprecated OR deprecated = false)
   AND ($domain = '' OR domain = $domain) AND ($vendor = '' OR vendor = $vendor)
 WITH DISTINCT r
 MATCH (r)-[u:USES]->(v:Value)
-WITH r, v, u.op AS op, u.exclusion AS exclusion
+WITH r, v, u.op AS op, u.negated AS negated, u.exclusion AS exclusion
 WHERE exclusion = true
+WITH r, v, CASE WHEN negated THEN op WHEN op = 'is_not_null' THEN 'is_null'
+                ELSE 'not ' + op END AS op
 WITH v, op, count(DISTINCT r) AS rules
 RETURN v.field AS field, op, v.value AS value, rules
 ORDER BY rules DESC, field, op, value

@@ -87,3 +87,12 @@ def test_build_sigma_rebuild_gives_the_same_graph(sigma_db, tmp_path):
 
     assert result.exit_code == EXIT_OK
     assert json.loads(before)["vendors"] == json.loads(after)["vendors"]
+
+
+def test_build_sigma_null_filters_read_as_is_null_exclusions(sigma_db):
+    result = runner.invoke(app, ["guide", "T1218", "--format", "json", "--limit", "500",
+                                 "--db", str(sigma_db)])
+    exclusions = {(x["field"], x["op"]): x["rules"] for x in json.loads(result.output)["exclusions"]
+                  if x["field"] == "process.command_line" and x["op"].endswith("null")}
+
+    assert exclusions == {("process.command_line", "is_null"): 3}

@@ -101,8 +101,16 @@ def _tally(data: SiteData, uids: list[str]) -> _Tally:
                 tally.indicators[key].add(uid)
                 tally.reach[key] = max(tally.reach.get(key, 0), row["reach"] or 0)
             if row["exclusion"]:
-                tally.exclusions[key].add(uid)
+                tally.exclusions[excluded(row)].add(uid)
     return tally
+
+
+def excluded(row: Row) -> tuple[str, str, str]:
+    """What an event must match to be excluded by an exclusion row (as guide_exclusions)."""
+    op = row["op"]
+    if not row["negated"]:
+        op = "is_null" if op == "is_not_null" else f"not {op}"
+    return row["field"], op, row["value"]
 
 
 def _events(data: SiteData, tally: _Tally, limit: int) -> list[Row]:
