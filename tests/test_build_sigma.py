@@ -96,3 +96,14 @@ def test_build_sigma_null_filters_read_as_is_null_exclusions(sigma_db):
                   if x["field"] == "process.command_line" and x["op"].endswith("null")}
 
     assert exclusions == {("process.command_line", "is_null"): 3}
+
+
+def test_build_sigma_indicator_drilldown_rules_using_it_unnegated_are_its_reach(sigma_db):
+    result = runner.invoke(app, ["query", "indicator_drilldown", "--param", "field=process.name",
+                                 "--param", "op=eq", "--param", "value=cmd.exe",
+                                 "--format", "json", "--db", str(sigma_db)])
+    rows = json.loads(result.output)
+    unnegated = [row for row in rows if not row["negated"]]
+
+    assert len(unnegated) == max(row["reach"] for row in rows) > 50
+    assert any(row["exclusion"] for row in unnegated)  # used in a selection and a filter

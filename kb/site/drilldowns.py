@@ -242,7 +242,7 @@ class IndicatorIndex:
             rule = self._data.rules[uid]
             result.append(_rule_columns(rule) | {
                 "ops": sorted({row["op"] for row in rows}),
-                "negated": any(row["negated"] for row in rows),
+                "negated": all(row["negated"] for row in rows),
                 "exclusion": any(row["exclusion"] for row in rows),
                 "raw_fields": sorted({row["raw_field"] for row in rows}),
                 "raw_values": sorted({row["raw_value"] for row in rows}),
