@@ -104,14 +104,16 @@ def open_kb(db: str | Path | None = None, neo4j: str | None = None,
     from kb.graph.ladybug_backend import LadybugBackend
 
     path = Path(db or DEFAULT_DB)
-    if not read_only:
-        return LadybugBackend(path)
-    if not path.exists():
+    if read_only and not path.exists():
         raise UserError(f"{path}: no knowledge base here (run `kb build` first)")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        backend = LadybugBackend(path, read_only=True)
-    except EngineError as error:
+        backend = LadybugBackend(path, read_only=read_only)
+    except EngineError as error:  # not a database, a folder, or one another build holds
         raise UserError(f"{error} (is it a knowledge base kb built?)") from error
+    if not read_only:
+        return backend
     if not backend.holds_graph():
         backend.close()
         raise UserError(f"{path}: the database is empty, a build did not finish (run `kb build`)")

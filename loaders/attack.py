@@ -96,7 +96,7 @@ def _memory_store(path: Path) -> stix2.MemoryStore:
             bundle = json.load(handle)
     except FileNotFoundError as error:
         raise SourceError(f"{path}: no such ATT&CK bundle") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SourceError(f"{path}: not a readable STIX bundle: {error}") from error
     if not isinstance(bundle, dict) or bundle.get("type") != "bundle":
         raise SourceError(f"{path}: not a STIX bundle (no top-level \"type\": \"bundle\")")

@@ -70,6 +70,14 @@ def test_attack_non_json_bundle_names_the_file(tmp_path):
         load_attack(bad)
 
 
+def test_attack_truncated_bundle_names_the_file(tmp_path):
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(gzip.compress(demo_attack_bundle().read_bytes())[:-200])
+
+    with pytest.raises(SourceError, match=r"cut\.json\.gz: not a readable STIX bundle"):
+        load_attack(cut)
+
+
 def test_attack_json_that_is_not_a_bundle_is_refused(tmp_path):
     bad = tmp_path / "other.json"
     bad.write_text(json.dumps({"type": "bundle", "objects": []}))

@@ -298,6 +298,19 @@ def test_cli_a_file_that_is_no_knowledge_base_is_a_user_error(tmp_path, content,
     assert message in result.output
 
 
+def test_cli_build_into_a_folder_or_a_foreign_file_is_a_user_error(tmp_path):
+    foreign = tmp_path / "notes.json"
+    foreign.write_text("{}")
+
+    for db in (tmp_path, foreign):
+        result = runner.invoke(app, ["build", "--source", str(demo_sources()[0]), "--attack",
+                                     str(demo_attack_bundle()), "--db", str(db)])
+
+        assert result.exit_code == EXIT_USER_ERROR, result.output
+        assert "cannot open the database" in result.output
+    assert foreign.read_text() == "{}"
+
+
 def test_cli_unwritable_output_path_is_one_line_and_exit_2(demo_db, tmp_path):
     result = runner.invoke(app, ["navigator", "--out", str(tmp_path / "no" / "dir" / "l.json"),
                                  "--db", str(demo_db)])
