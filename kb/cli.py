@@ -217,6 +217,7 @@ def query(
             _list_queries(format)
             return
         params = _query_params(name, param or [])
+        _note_example_values(name, params)
         with opened(db, neo4j) as backend:
             rows = run_query(backend, name, **params)
     if format is DataFormat.json:
@@ -232,6 +233,16 @@ def _list_queries(format: DataFormat) -> None:
                           for q in queries.values()], indent=2))
     else:
         render.query_list(console, queries)
+
+
+def _note_example_values(name: str, params: dict[str, Any]) -> None:
+    """Say which parameters take the example values of the query's `:params` line."""
+    taken = {key: value for key, value in canned_queries()[name].defaults.items()
+             if key not in params}
+    if taken:
+        listed = ", ".join(f"{key}={value!r}" for key, value in taken.items())
+        errors.print(f"kb: note: {name} runs with {listed} from its :params line "
+                     "(--param key=value to change)", highlight=False, markup=False)
 
 
 def _query_params(name: str, items: list[str]) -> dict[str, Any]:

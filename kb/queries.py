@@ -153,9 +153,9 @@ def guide(backend: Backend, technique: str, include_subtechniques: bool = True,
           include_deprecated: bool = False, platform: str = "", domain: str = "",
           vendor: str = "", limit: int = 25) -> Guide:
     """The authoring guide of one technique (and, unless told not to, its sub-techniques)."""
-    technique = technique.strip().upper()
+    asked, technique = technique, technique.strip().upper()
     if not _TECHNIQUE_ID.match(technique):
-        raise UserError(f"{technique!r} is not an ATT&CK technique id (like T1505 or T1505.003)")
+        raise UserError(f"{asked!r} is not an ATT&CK technique id (like T1505 or T1505.003)")
     scope = {"technique": technique, "include_subtechniques": include_subtechniques,
              "include_deprecated": include_deprecated}
     header = run_query(backend, "technique", **scope)

@@ -31,25 +31,32 @@ def rows_table(console: Console, title: str, rows: list[Row]) -> None:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold")
+    return table(title, columns, [[_short(value) for value in row] for row in rows])
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A table whose columns of counts are right-aligned."""
+    made = Table(title=title, title_justify="left", title_style="bold")
     for index, column in enumerate(columns):
-        figures = bool(rows) and all(_is_figure(row[index]) for row in rows)
-        widest = max(len(str(row[index])) for row in rows) if figures else None
-        table.add_column(column, overflow="fold", min_width=widest,
-                         justify="right" if figures else "left")
+        counts = bool(rows) and all(_is_count(row[index]) for row in rows)
+        made.add_column(column, overflow="fold", justify="right" if counts else "left")
     for row in rows:
-        table.add_row(*(_short(value) for value in row))
-    return table
+        made.add_row(*(_cell(value) for value in row))
+    return made
 
 
-def _is_figure(value: Any) -> bool:
-    """A count, or counts like `12/340`: its column is never narrower than the figure."""
+def _cell(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _is_count(value: Any) -> bool:
+    """A count, or counts like `12/340`."""
     if isinstance(value, bool):
         return False
-    return isinstance(value, int) or bool(_FIGURE.fullmatch(str(value)))
+    return isinstance(value, int) or bool(_COUNTS.fullmatch(str(value)))
 
 
-_FIGURE = re.compile(r"\d+(/\d+)*")
+_COUNTS = re.compile(r"\d+(/\d+)*")
 
 
 # --- the guide --------------------------------------------------------------------------------
@@ -72,9 +79,9 @@ def _guide_sections(result: Guide) -> list[tuple[str, list[str], list[list[Any]]
     ]
     for vendor, rules in result.rules_by_vendor.items():
         sections.append((f"Rules: {vendor} ({len(rules)})",
-                         ["Title", "Techniques", "Status", "Severity", "Parsed"],
+                         ["Title", "Techniques", "Status", "Severity", "Parsed", "UID"],
                          [[r["title"], r["techniques"], r["status"], r["severity"],
-                           r["parse_status"]] for r in rules]))
+                           r["parse_status"], r["uid"]] for r in rules]))
     return sections
 
 
@@ -213,5 +220,5 @@ def load_report(console: Console, report: LoadReport) -> None:
 
 
 def query_list(console: Console, queries: dict[str, CannedQuery]) -> None:
-    console.print(_table("Canned queries", ["Name", "Answers", "Parameters"],
-                         [[q.name, q.summary, ", ".join(q.defaults)] for q in queries.values()]))
+    console.print(table("Canned queries", ["Name", "Answers", "Parameters"],
+                        [[q.name, q.summary, ", ".join(q.defaults)] for q in queries.values()]))

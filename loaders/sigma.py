@@ -119,15 +119,30 @@ def load_context(source: Source | None) -> None:
     return None
 
 
+def _yaml_error(rule_file: RuleFile, error: yaml.YAMLError) -> RuleRecord:
+    """A broken record at the place the YAML parser stopped, naming where the construct it
+    was reading began (an unclosed quote is found at the end of the file, opened earlier)."""
+    message = str(getattr(error, "problem", None) or error).splitlines()[0]
+    context, start = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and start:
+        message = f"{context} (line {start.line + 1}): {message}"
+    mark = getattr(error, "problem_mark", None)
+    if mark:
+        line, column = mark.line + 1, mark.column + 1
+    elif isinstance(error, yaml.reader.ReaderError):
+        before = rule_file.text[:error.position]
+        line, column = before.count("\n") + 1, error.position - before.rfind("\n")
+    else:
+        line = column = None
+    return broken_record(VENDOR, rule_file.path, LANGUAGE, "syntax", f"not valid YAML: {message}",
+                         line, column)
+
+
 def parse_file(rule_file: RuleFile, context: object = None) -> list[RuleRecord]:
     try:
         document = yaml.load(rule_file.text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        return [broken_record(VENDOR, rule_file.path, LANGUAGE, "syntax",
-                              f"not valid YAML: {getattr(error, 'problem', error)}", line, column)]
+        return [_yaml_error(rule_file, error)]
     if not isinstance(document, dict):
         return [broken_record(VENDOR, rule_file.path, LANGUAGE, "syntax",
                               "not a Sigma rule: the file is not a YAML mapping")]
@@ -216,8 +231,10 @@ def _rule_condition(document: Yaml, record: RuleRecord) -> Node | None:
     becomes an Unparsed leaf of its own, so that the rest of the rule still counts."""
     detection = document.get("detection")
     if not isinstance(detection, dict):
-        reason = "no detection section" if detection is None else "detection is not a mapping"
-        return Unparsed(str(detection)[:500], f"not a Sigma rule: {reason}")
+        if detection is None:
+            keys = ", ".join(map(str, document)) or "none"
+            return Unparsed(f"top-level keys {keys}"[:500], "not a Sigma rule: no detection")
+        return Unparsed(str(detection)[:500], "not a Sigma rule: detection is not a mapping")
     conditions = detection.get("condition")
     if not conditions:
         return Unparsed(str(detection)[:500], "unreadable detection: no condition")

@@ -102,7 +102,7 @@ def test_build_sigma_indicator_drilldown_rules_using_it_unnegated_are_its_reach(
     result = runner.invoke(app, ["query", "indicator_drilldown", "--param", "field=process.name",
                                  "--param", "op=eq", "--param", "value=cmd.exe",
                                  "--format", "json", "--db", str(sigma_db)])
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     unnegated = [row for row in rows if not row["negated"]]
 
     assert len(unnegated) == max(row["reach"] for row in rows) > 50

@@ -119,9 +119,11 @@ def test_cli_query_by_name_with_params(demo_db):
                                  "--db", str(demo_db)])
 
     assert result.exit_code == EXIT_OK, result.output
-    assert [row["uid"] for row in json.loads(result.output)] == [
+    assert [row["uid"] for row in json.loads(result.stdout)] == [
         "elastic:6c1d2e3f-0000-4000-8000-00000000e001",
         "sentinel:8e3f4051-0000-4000-8000-00000000a001"]
+    assert result.stderr.startswith("kb: note: guide_rules runs with include_deprecated=False, "
+                                    "platform='', domain='', vendor='' from its :params line")
 
 
 def test_cli_query_lists_canned_queries():
@@ -243,8 +245,8 @@ def test_cli_plain_folder_keeps_files_that_are_not_sigma_rules_as_broken_rules(t
     assert [r["parse_status"] for r in parsed.values()].count("full") == 3
     assert parsed["sigma:a_empty.yml"]["problems"][0]["message"] == (
         "not a Sigma rule: the file is not a YAML mapping")
-    assert parsed["sigma:b_notes.yml"]["problems"][0]["message"].startswith(
-        "not a Sigma rule: no detection section")
+    assert parsed["sigma:b_notes.yml"]["problems"][0]["message"] == (
+        "not a Sigma rule: no detection: top-level keys owner")
 
 
 def test_cli_build_report_names_each_problem_with_its_rule_and_file(tmp_path):

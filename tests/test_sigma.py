@@ -204,6 +204,23 @@ def test_sigma_bad_yaml_names_the_file_and_line():
     assert record.problems[0].line == 3
 
 
+def test_sigma_unclosed_quote_names_the_line_it_opened_on():
+    text = "title: x\ndetection:\n    sel:\n        A: 'open\n    condition: sel\n"
+
+    [record] = sigma.parse_file(RuleFile("rules/quote.yml", text))
+
+    assert record.problems[0].line == 6
+    assert record.problems[0].message == ("not valid YAML: while scanning a quoted scalar "
+                                          "(line 4): found unexpected end of stream")
+
+
+def test_sigma_control_character_names_its_line_and_column():
+    [record] = sigma.parse_file(RuleFile("rules/bin.yml", "title: x\nlevel: \x07\n"))
+
+    assert (record.problems[0].line, record.problems[0].column) == (2, 8)
+    assert record.problems[0].message.startswith("not valid YAML: unacceptable character #x0007")
+
+
 def test_sigma_correlation_rule_keeps_its_references():
     text = ("title: Many failures\nid: c0000000-0000-0000-0000-000000000001\n"
             "correlation:\n    type: event_count\n    rules:\n        - failed_logon\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from kb import coverage as cov
+from kb import render
 from kb.commands.common import (
     DEFAULT_DB_PATH,
     DataFormat,
@@ -61,12 +61,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]], limit: int = 0
         return
     shown = rows[:limit] if limit else rows
     more = f" (first {len(shown)} of {len(rows)})" if len(shown) < len(rows) else ""
-    table = Table(title=title + more, title_justify="left", title_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in shown:
-        table.add_row(*(", ".join(map(str, v)) if isinstance(v, list) else str(v) for v in row))
-    console.print(table)
+    console.print(render.table(title + more, columns, shown))
 
 
 def gaps(
