@@ -112,9 +112,7 @@ def open_kb(db: str | Path | None = None, neo4j: str | None = None,
         backend = LadybugBackend(path, read_only=read_only)
     except EngineError as error:  # not a database, a folder, or one another build holds
         raise UserError(f"{error} (is it a knowledge base kb built?)") from error
-    if not read_only:
-        return backend
-    if not backend.holds_graph():
+    if read_only and not backend.holds_graph():
         backend.close()
         raise UserError(f"{path}: the database is empty, a build did not finish (run `kb build`)")
     return backend

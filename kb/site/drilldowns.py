@@ -101,11 +101,11 @@ def _tally(data: SiteData, uids: list[str]) -> _Tally:
                 tally.indicators[key].add(uid)
                 tally.reach[key] = max(tally.reach.get(key, 0), row["reach"] or 0)
             if row["exclusion"]:
-                tally.exclusions[excluded(row)].add(uid)
+                tally.exclusions[_excluded(row)].add(uid)
     return tally
 
 
-def excluded(row: Row) -> tuple[str, str, str]:
+def _excluded(row: Row) -> tuple[str, str, str]:
     """What an event must match to be excluded by an exclusion row (as guide_exclusions)."""
     op = row["op"]
     if not row["negated"]:
